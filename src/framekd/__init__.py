@@ -1,0 +1,33 @@
+"""framekd: framelet graph knowledge distillation.
+
+A multi-scale graph framelet GNN (the teacher) is distilled into an MLP student that
+consumes precomputed framelet "graph knowledge" instead of message passing
+(Shi et al., *Frameless Graph Knowledge Distillation*, arXiv:2307.06631).
+"""
+
+from framekd.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetNotFoundError,
+    FramekdError,
+    FramekdWarning,
+    GraphError,
+    MemoryBudgetError,
+    SplitError,
+)
+from framekd.graph import canonicalize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetNotFoundError",
+    "FramekdError",
+    "FramekdWarning",
+    "GraphError",
+    "MemoryBudgetError",
+    "SplitError",
+    "canonicalize",
+    "__version__",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from framekd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+r"""The canonical graph every framekd stage works on.
+
+framekd works on the **symmetrised** graph with self-loops removed and duplicate
+edges merged (SPEC §1). :func:`canonicalize` is the single entry point that checks a
+user's :class:`~torch_geometric.data.Data` and returns that canonical form:
+
+* ``edge_index``: ``int64``, shape ``[2, E]``, sorted, both directions of every
+  edge, no self-loops, no duplicates;
+* ``x`` (optional): finite floating-point features with one row per node;
+* ``y`` (optional): integer labels in ``{0..C-1}``, ``-1`` for unlabelled nodes.
+
+It warns (:class:`~framekd.errors.FramekdWarning`) when the input was directed or
+has isolated nodes and raises :class:`~framekd.errors.GraphError` for anything it
+cannot repair.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import coalesce, is_undirected, remove_self_loops, to_undirected
+
+from framekd.errors import FramekdWarning, GraphError
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: int, *, where: str = "edge_index") -> None:
+    """Raise :class:`GraphError` unless ``edge_index`` is a valid ``[2, E]`` index tensor."""
+    if not isinstance(edge_index, Tensor):
+        raise GraphError(
+            f"{where} must be a torch.Tensor of shape [2, E], got {type(edge_index).__name__}; "
+            "convert it with torch.as_tensor(...)"
+        )
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise GraphError(
+            f"{where} must have shape [2, E], got {list(edge_index.shape)}; "
+            "transpose an [E, 2] edge list with .t()"
+        )
+    if edge_index.dtype.is_floating_point or edge_index.dtype in (torch.bool, torch.complex64):
+        raise GraphError(
+            f"{where} must hold integer node indices, got dtype {edge_index.dtype}; "
+            "cast it with .long()"
+        )
+    if num_nodes <= 0:
+        raise GraphError("the graph is empty (0 nodes); a graph needs at least one node")
+    if edge_index.numel() == 0:
+        return
+    lo, hi = int(edge_index.min()), int(edge_index.max())
+    if lo < 0:
+        col = int((edge_index < 0).any(0).nonzero()[0])
+        raise GraphError(
+            f"{where} has a negative node index ({lo}) at column {col}; "
+            "node indices must lie in [0, num_nodes)"
+        )
+    if hi >= num_nodes:
+        col = int((edge_index >= num_nodes).any(0).nonzero()[0])
+        raise GraphError(
+            f"{where} has node index {hi} at column {col} but the graph has {num_nodes} nodes; "
+            "indices must lie in [0, num_nodes) - pass num_nodes or fix the edge list"
+        )
+
+
+def check_features(x: Tensor, num_nodes: int) -> None:
+    """Raise :class:`GraphError` unless ``x`` is a finite ``[num_nodes, d]`` float tensor."""
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise GraphError(f"features x must be a 2-D tensor [N, d], got {shape}")
+    if x.size(0) != num_nodes:
+        raise GraphError(
+            f"features x have {x.size(0)} rows but the graph has {num_nodes} nodes; "
+            "give exactly one feature row per node"
+        )
+    if not x.dtype.is_floating_point:
+        raise GraphError(f"features x must be floating point, got {x.dtype}; cast with .float()")
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise GraphError(
+            f"features x contain {int(bad.sum())} non-finite values (NaN or Inf), first at "
+            f"row {row}, column {col}; impute or drop them before loading the graph"
+        )
+
+
+def check_labels(y: Tensor, num_nodes: int, num_classes: int | None = None) -> int:
+    """Check labels and return the number of classes ``C`` (labels in ``{0..C-1}``, -1 unlabelled)."""
+    if not isinstance(y, Tensor) or y.dim() != 1:
+        shape = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise GraphError(f"labels y must be a 1-D tensor [N], got {shape}")
+    if y.numel() != num_nodes:
+        raise GraphError(
+            f"labels y have length {y.numel()} but the graph has {num_nodes} nodes; "
+            "give one label per node (-1 for unlabelled)"
+        )
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise GraphError(f"labels y must be integers, got {y.dtype}; cast with .long()")
+    labelled = y[y >= 0]
+    if (y < -1).any():
+        node = int((y < -1).nonzero()[0])
+        raise GraphError(
+            f"labels y has value {int(y[node])} at node {node}; labels must be 0..C-1, "
+            "or -1 for unlabelled"
+        )
+    if labelled.numel() == 0:
+        raise GraphError("labels y has no labelled node (all -1); label at least two classes")
+    inferred = int(labelled.max()) + 1
+    if num_classes is not None and inferred > num_classes:
+        node = int((y >= num_classes).nonzero()[0])
+        raise GraphError(
+            f"labels y has value {int(y[node])} at node {node} but num_classes={num_classes}; "
+            f"labels must lie in 0..{num_classes - 1}"
+        )
+    present = torch.unique(labelled).numel()
+    if present < 2:
+        raise GraphError(
+            f"labels y contain a single class ({int(labelled[0])}); node classification "
+            "needs at least two classes"
+        )
+    return num_classes if num_classes is not None else inferred
+
+
+def canonicalize(data: Data, *, warn: bool = True) -> Data:
+    """Return the canonical (symmetric, simple, validated) copy of ``data``.
+
+    Args:
+        data: a PyG graph with ``edge_index`` and optionally ``x``, ``y``,
+            ``num_nodes``. Other attributes are copied unchanged.
+        warn: emit :class:`FramekdWarning` when the input was directed or has
+            isolated nodes.
+
+    Raises:
+        GraphError: malformed edges, features or labels.
+    """
+    if "edge_index" not in data:
+        raise GraphError("the graph has no edge_index; give edges as a [2, E] tensor")
+    num_nodes = data.num_nodes
+    if num_nodes is None:
+        raise GraphError("cannot infer the number of nodes; set data.num_nodes")
+    edge_index = data.edge_index
+    check_edge_index(edge_index, num_nodes)
+    if data.x is not None:
+        check_features(data.x, num_nodes)
+    num_classes = None
+    if data.y is not None:
+        num_classes = check_labels(data.y, num_nodes)
+
+    edge_index = edge_index.long()
+    was_directed = edge_index.numel() > 0 and not is_undirected(edge_index, num_nodes=num_nodes)
+    edge_index, _ = remove_self_loops(edge_index)
+    edge_index = coalesce(to_undirected(edge_index, num_nodes=num_nodes), num_nodes=num_nodes)
+
+    if warn and was_directed:
+        warnings.warn(
+            "the input graph is directed; framekd symmetrises it (every edge is used in "
+            "both directions)",
+            FramekdWarning,
+            stacklevel=2,
+        )
+    if warn:
+        deg = torch.bincount(edge_index[0], minlength=num_nodes)
+        isolated = int((deg == 0).sum())
+        if isolated:
+            warnings.warn(
+                f"the graph has {isolated} isolated node(s) of {num_nodes}; they only see "
+                "their own features",
+                FramekdWarning,
+                stacklevel=2,
+            )
+
+    out = data.clone()
+    out.edge_index = edge_index
+    out.num_nodes = num_nodes
+    if "edge_attr" in out:
+        del out.edge_attr  # edge weights do not survive merging duplicates
+    if "edge_weight" in out:
+        del out.edge_weight
+    if num_classes is not None:
+        out.num_classes = num_classes
+    return out
