@@ -84,7 +84,7 @@ def check_features(x: Tensor, num_nodes: int) -> None:
 
 
 def check_labels(y: Tensor, num_nodes: int, num_classes: int | None = None) -> int:
-    """Check labels and return the number of classes ``C`` (labels in ``{0..C-1}``, -1 unlabelled)."""
+    """Check labels; return the number of classes C (labels in 0..C-1, -1 unlabelled)."""
     if not isinstance(y, Tensor) or y.dim() != 1:
         shape = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise GraphError(f"labels y must be a 1-D tensor [N], got {shape}")
@@ -178,3 +178,18 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
     if num_classes is not None:
         out.num_classes = num_classes
     return out
+
+
+def graph_hash(edge_index: Tensor, num_nodes: int) -> str:
+    """A stable hex digest of a graph's structure, used as a cache key.
+
+    Hashes ``num_nodes`` and the canonical (coalesced, int64) edge list, so the same
+    graph gives the same key whatever the edge order of the input.
+    """
+    import hashlib
+
+    ei = coalesce(edge_index.long().cpu(), num_nodes=num_nodes).contiguous()
+    h = hashlib.sha256()
+    h.update(str(num_nodes).encode())
+    h.update(ei.numpy().tobytes())
+    return h.hexdigest()[:32]
