@@ -143,7 +143,9 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
         check_features(data.x, num_nodes)
     num_classes = None
     if data.y is not None:
-        num_classes = check_labels(data.y, num_nodes)
+        # A declared class count (e.g. from a dataset) bounds the labels from above.
+        declared = int(data["num_classes"]) if "num_classes" in data else None
+        num_classes = check_labels(data.y, num_nodes, declared)
 
     edge_index = edge_index.long()
     was_directed = edge_index.numel() > 0 and not is_undirected(edge_index, num_nodes=num_nodes)

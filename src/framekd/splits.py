@@ -177,10 +177,10 @@ def make_split(data: Data, protocol: str, seed: int) -> Split:
         else:
             q_train, q_val = 20, 30
         split = _per_class(y, num_classes, q_train, q_val, seed, key)
-    _check_nonempty(split, data)
     if any("capped" in n or "no labelled" in n for n in split.notes):
         warnings.warn(f"split '{key}' (seed {seed}): " + "; ".join(split.notes), FramekdWarning,
                       stacklevel=2)
+    _check_nonempty(split, data)
     return split
 
 
