@@ -1,0 +1,271 @@
+"""Graph knowledge: rows/sketch/features against dense oracles, budgets and the cache."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+
+import framekd.knowledge as kn
+from framekd.errors import ConfigError, FramekdWarning, MemoryBudgetError
+from framekd.framelets import FrameletTransform
+from framekd.io import load_metadata, save_tensors
+from framekd.knowledge import (
+    KnowledgeTransform,
+    cached_graph_knowledge,
+    gcn_adjacency,
+    graph_knowledge,
+    sketch_matrix,
+)
+
+F64 = torch.float64
+
+
+def random_graph(seed: int, sizes=(16, 10), p=0.3, isolated=2) -> tuple[torch.Tensor, int]:
+    gen = torch.Generator().manual_seed(seed)
+    edges, offset = [], 0
+    for n in sizes:
+        src, dst = (torch.rand(n, n, generator=gen) < p).nonzero().t()
+        edges.append(torch.stack([src + offset, dst + offset]))
+        offset += n
+    num_nodes = offset + isolated
+    ei, _ = remove_self_loops(torch.cat(edges, 1))
+    return coalesce(to_undirected(ei, num_nodes=num_nodes), num_nodes=num_nodes), num_nodes
+
+
+def dense_adjacency(edge_index: torch.Tensor, n: int) -> np.ndarray:
+    a = np.zeros((n, n))
+    for i, j in edge_index.t().tolist():
+        a[i, j] = 1.0
+    return a
+
+
+def oracle_knowledge(edge_index, n, powers, epsilon):
+    """K_c^k from a dense eigendecomposition, Haar, 1 level (independent of framekd)."""
+    a = dense_adjacency(edge_index, n)
+    deg = a.sum(1)
+    dinv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1)), 0.0)
+    lam, u = np.linalg.eigh(np.eye(n) - dinv[:, None] * a * dinv[None, :])
+    t = math.pi / lam.max()
+    w = [u @ np.diag(np.cos(t * lam / 2)) @ u.T, u @ np.diag(np.sin(t * lam / 2)) @ u.T]
+    dt = deg + 1
+    a_hat = (a + np.eye(n)) / np.sqrt(dt[:, None] * dt[None, :])
+    adj = [a_hat - epsilon * np.diag(1 / dt), a_hat + epsilon * np.diag(1 / dt)]
+    k = [w[c] @ adj[c] @ w[c] for c in range(2)]
+    return np.stack([[np.linalg.matrix_power(k[c], p) for p in range(1, powers + 1)]
+                     for c in range(2)])
+
+
+def test_gcn_adjacency_matches_definition_with_shift():
+    ei, n = random_graph(0)
+    a = dense_adjacency(ei, n)
+    dt = a.sum(1) + 1
+    expected = (a + np.eye(n)) / np.sqrt(dt[:, None] * dt[None, :]) + 0.25 * np.diag(1 / dt)
+    got = gcn_adjacency(ei, n, shift=0.25, dtype=F64)
+    assert got.layout == torch.sparse_csr
+    np.testing.assert_allclose(got.to_dense().numpy(), expected, atol=1e-14)
+    assert got.to_dense()[n - 1, n - 1] == pytest.approx(1.25)  # isolated node: 1 + shift
+
+
+@pytest.mark.parametrize("method", ["exact", "chebyshev"])
+def test_rows_equal_dense_powers(method):
+    ei, n = random_graph(1)
+    t = FrameletTransform(ei, n, method=method, order=20, dtype=F64)
+    rows = graph_knowledge(ei, n, transform=t, mode="rows", powers=3, epsilon=0.2, block_size=5)
+    assert rows.shape == (2, 3, n, n)
+    np.testing.assert_allclose(rows.numpy(), oracle_knowledge(ei, n, 3, 0.2), atol=1e-10)
+
+
+def test_rows_equal_dense_powers_of_the_transforms_own_operators():
+    ei, n = random_graph(2)
+    t = FrameletTransform(ei, n, filters="linear", levels=2, dtype=F64)  # default order 8
+    w = t.apply(torch.eye(n, dtype=F64))
+    adj = gcn_adjacency(ei, n, dtype=F64).to_dense()
+    rows = graph_knowledge(ei, n, transform=t, mode="rows", powers=2)
+    for c in range(t.num_channels):
+        k = w[c] @ adj @ w[c]
+        torch.testing.assert_close(rows[c, 0], k, rtol=0, atol=1e-12)
+        torch.testing.assert_close(rows[c, 1], k @ k, rtol=0, atol=1e-12)
+        torch.testing.assert_close(rows[c, 1], rows[c, 1].T, rtol=0, atol=1e-12)
+
+
+def test_features_equal_knowledge_times_x():
+    ei, n = random_graph(3)
+    t = FrameletTransform(ei, n, levels=2, dtype=F64)
+    x = torch.randn(n, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    rows = graph_knowledge(ei, n, transform=t, mode="rows", powers=2, epsilon=0.1)
+    feats = graph_knowledge(ei, n, x, transform=t, mode="features", powers=2, epsilon=0.1)
+    assert feats.shape == (3, 2, n, 5)
+    torch.testing.assert_close(feats, rows @ x, rtol=0, atol=1e-12)
+
+
+def test_sketch_is_rows_times_the_seeded_sketch_matrix():
+    ei, n = random_graph(4)
+    t = FrameletTransform(ei, n, dtype=F64)
+    rows = graph_knowledge(ei, n, transform=t, mode="rows")
+    sk = graph_knowledge(ei, n, transform=t, mode="sketch", sketch_dim=24, seed=7, block_size=10)
+    assert sk.shape == (2, 2, n, 24)
+    torch.testing.assert_close(sk, rows @ sketch_matrix(n, 24, seed=7, dtype=F64), rtol=0,
+                               atol=1e-12)
+    again = graph_knowledge(ei, n, transform=t, mode="sketch", sketch_dim=24, seed=7)
+    assert torch.equal(sk, again)
+    other = graph_knowledge(ei, n, transform=t, mode="sketch", sketch_dim=24, seed=8)
+    assert not torch.allclose(sk, other)
+
+
+def test_sketch_preserves_inner_products_in_expectation():
+    """E[S Sᵀ] = G Gᵀ for S = G R, E[R Rᵀ] = I.
+
+    Averaging the Gram matrix over 64 seeds with m = 32 is an estimate from 2048
+    Gaussian columns; its relative Frobenius error is about sqrt(2/2048) ≈ 0.03, so the
+    tolerance 0.1 is about 3 standard deviations. One seed with m = 2048 keeps every
+    squared row norm within 20% (χ²/m has std sqrt(2/m) ≈ 0.031; 0.2 is > 6 std).
+    """
+    ei, n = random_graph(5)
+    t = FrameletTransform(ei, n, dtype=F64)
+    g = graph_knowledge(ei, n, transform=t, mode="rows", powers=2)[:, 1]
+    gram = g @ g.transpose(1, 2)
+    mean = torch.zeros_like(gram)
+    for seed in range(64):
+        s = graph_knowledge(ei, n, transform=t, mode="sketch", sketch_dim=32, seed=seed)[:, 1]
+        mean += s @ s.transpose(1, 2) / 64
+    assert float((mean - gram).norm() / gram.norm()) < 0.1
+    big = graph_knowledge(ei, n, transform=t, mode="sketch", sketch_dim=2048, seed=0)[:, 1]
+    ratio = (big**2).sum(-1) / (g**2).sum(-1)
+    assert float((ratio - 1).abs().max()) < 0.2
+
+
+def test_knowledge_is_finite_on_isolated_and_single_nodes():
+    empty = torch.empty(2, 0, dtype=torch.long)
+    for n in (1, 4):
+        out = graph_knowledge(empty, n, mode="rows", powers=2, epsilon=0.5)
+        assert torch.isfinite(out).all()
+    ei, n = random_graph(6, isolated=5)
+    assert torch.isfinite(graph_knowledge(ei, n, mode="sketch", sketch_dim=8)).all()
+
+
+def test_rows_refused_over_budget_naming_sketch():
+    ei, n = random_graph(7)
+    with pytest.raises(MemoryBudgetError, match="sketch") as info:
+        graph_knowledge(ei, n, mode="rows", memory_budget=1000)
+    assert "GiB" in str(info.value)
+    # The estimate for PubMed-sized rows exceeds the default 4 GiB budget.
+    assert kn.knowledge_memory(19717, 2, 2, 19717, torch.float32) > kn.DEFAULT_MEMORY_BUDGET
+
+
+def test_invalid_requests_raise_config_error():
+    ei, n = random_graph(8)
+    with pytest.raises(ConfigError, match="mode"):
+        graph_knowledge(ei, n, mode="dense")
+    with pytest.raises(ConfigError, match="powers"):
+        graph_knowledge(ei, n, powers=0)
+    with pytest.raises(ConfigError, match="features"):
+        graph_knowledge(ei, n, mode="features")
+    with pytest.raises(ConfigError, match="nodes"):
+        graph_knowledge(ei, n, transform=FrameletTransform(ei[:, :0], n + 1))
+
+
+def test_default_transform_is_float32_haar():
+    ei, n = random_graph(9)
+    out = graph_knowledge(ei, n, sketch_dim=16)
+    assert out.dtype == torch.float32 and out.shape == (2, 2, n, 16)
+    ref = graph_knowledge(ei, n, sketch_dim=16, dtype=F64)
+    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def _counting(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = kn.graph_knowledge
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kn, "graph_knowledge", wrapper)
+    return calls
+
+
+def test_cache_round_trip_and_key(tmp_path, monkeypatch):
+    calls = _counting(monkeypatch)
+    ei, n = random_graph(10)
+    opts = {"framelet": {"levels": 2}, "sketch_dim": 8, "cache_dir": tmp_path}
+    first = cached_graph_knowledge(ei, n, **opts)
+    files = list(tmp_path.glob("knowledge-*.safetensors"))
+    assert len(files) == 1 and calls == [1]
+    second = cached_graph_knowledge(ei, n, **opts)
+    assert calls == [1] and torch.equal(first, second)
+    meta = load_metadata(files[0])
+    assert meta["shape"] == f"[3, 2, {n}, 8]"
+    # A different seed, mode or framelet config is a different file.
+    cached_graph_knowledge(ei, n, **{**opts, "seed": 1})
+    cached_graph_knowledge(ei, n, **{**opts, "framelet": {"levels": 1}})
+    assert len(list(tmp_path.glob("knowledge-*.safetensors"))) == 3 and len(calls) == 3
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary behind
+
+
+def test_corrupt_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    ei, n = random_graph(11)
+    fresh = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
+    (path,) = tmp_path.glob("knowledge-*.safetensors")
+    path.write_bytes(path.read_bytes()[:50])  # truncated
+    calls = _counting(monkeypatch)
+    with pytest.warns(FramekdWarning, match="unusable"):
+        rebuilt = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
+    assert calls == [1] and torch.equal(rebuilt, fresh)
+    assert torch.equal(cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8), fresh)
+    assert calls == [1]
+
+
+def test_tampered_cache_contents_fail_the_checksum(tmp_path):
+    ei, n = random_graph(12)
+    fresh = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
+    (path,) = tmp_path.glob("knowledge-*.safetensors")
+    save_tensors(path, {"knowledge": fresh + 1.0}, load_metadata(path))  # valid file, wrong data
+    with pytest.warns(FramekdWarning, match="checksum"):
+        again = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
+    assert torch.equal(again, fresh)
+
+
+def test_knowledge_transform_attaches_knowledge(tmp_path):
+    ei, n = random_graph(13)
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    data = Data(x=x, edge_index=ei, num_nodes=n)
+    out = KnowledgeTransform(mode="features", powers=3, cache_dir=tmp_path, levels=2)(data)
+    assert "knowledge" not in data  # BaseTransform works on a copy
+    assert out.knowledge.shape == (3, 3, n, 3)
+    assert out.knowledge_channels == [(0, 2), (1, 1), (1, 2)]
+    t = FrameletTransform(ei, n, levels=2)
+    torch.testing.assert_close(
+        out.knowledge, graph_knowledge(ei, n, x, transform=t, mode="features", powers=3)
+    )
+    with pytest.raises(ConfigError, match="data.x"):
+        KnowledgeTransform(mode="features")(Data(edge_index=ei, num_nodes=n))
+    with pytest.raises(ConfigError, match="scale"):
+        KnowledgeTransform(scale=1.0)
+    assert "sketch" in repr(KnowledgeTransform())
+
+
+@pytest.mark.data
+def test_cora_sketch_knowledge_matches_features_mode():
+    root = os.environ.get("FRAMEKD_DATA")
+    if not root or not (Path(root) / "Planetoid" / "Cora" / "raw").is_dir():
+        pytest.skip("FRAMEKD_DATA is unset or has no Planetoid/Cora/raw (real-data test)")
+    load_dataset = pytest.importorskip("framekd.data").load_dataset
+    data = load_dataset("cora", root=root)
+    n = data.num_nodes
+    t = FrameletTransform(data.edge_index, n)
+    sk = graph_knowledge(data.edge_index, n, transform=t, sketch_dim=64)
+    r = sketch_matrix(n, 64)
+    feats = graph_knowledge(data.edge_index, n, r, transform=t, mode="features")
+    assert sk.shape == (2, 2, n, 64) and torch.isfinite(sk).all()
+    torch.testing.assert_close(sk, feats)
+    assert t.frame_error() < 1e-3
