@@ -1,0 +1,36 @@
+"""Teacher GNNs and student MLPs (SPEC §4–5).
+
+Teachers: ``model(x, edge_index) -> logits``. Students:
+``student(x, knowledge) -> StudentOutput(logits, gates)``. Both return unnormalised scores.
+"""
+
+from framekd.models.students import FMLPO, FMLPS, MLP, STUDENTS, StudentOutput, build_student
+from framekd.models.teachers import (
+    GAT,
+    GCN,
+    TEACHERS,
+    EnergyPropagation,
+    GraphSAGE,
+    SimplifiedFramelet,
+    SpatialFramelet,
+    SpatialFrameletConv,
+    build_teacher,
+)
+
+__all__ = [
+    "FMLPO",
+    "FMLPS",
+    "GAT",
+    "GCN",
+    "MLP",
+    "STUDENTS",
+    "TEACHERS",
+    "GraphSAGE",
+    "SimplifiedFramelet",
+    "SpatialFramelet",
+    "SpatialFrameletConv",
+    "EnergyPropagation",
+    "StudentOutput",
+    "build_student",
+    "build_teacher",
+]

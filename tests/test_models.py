@@ -1,0 +1,299 @@
+"""Teachers and students: shapes, gates, per-channel wiring, dense-oracle maths."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch_geometric.utils import to_undirected
+
+from framekd.errors import ConfigError
+from framekd.knowledge import graph_knowledge
+from framekd.models import (
+    FMLPO,
+    FMLPS,
+    GAT,
+    GCN,
+    MLP,
+    GraphSAGE,
+    SimplifiedFramelet,
+    SpatialFramelet,
+    StudentOutput,
+    build_student,
+    build_teacher,
+)
+
+
+def ring_graph(n: int = 12, chords: int = 4, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.arange(n)
+    ring = torch.stack([src, (src + 1) % n])
+    extra = torch.randint(0, n, (2, chords), generator=gen)
+    extra = extra[:, extra[0] != extra[1]]
+    return to_undirected(torch.cat([ring, extra], dim=1), num_nodes=n)
+
+
+def dense_adjacency(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    a = torch.zeros(n, n, dtype=torch.float64)
+    a[edge_index[0], edge_index[1]] = 1.0
+    return a
+
+
+class DenseHaar:
+    """Exact Haar framelets (Lev = 1) by eigendecomposition: an independent oracle transform."""
+
+    channels = [(0, 1), (1, 1)]
+    num_channels = 2
+
+    dtype = torch.float32
+    device = torch.device("cpu")
+
+    def __init__(self, edge_index: torch.Tensor, n: int) -> None:
+        self.num_nodes = n
+        a = dense_adjacency(edge_index, n)
+        deg = a.sum(1)
+        dinv = torch.where(deg > 0, deg.rsqrt(), torch.zeros_like(deg))
+        lap = torch.eye(n, dtype=torch.float64) - dinv[:, None] * a * dinv[None, :]
+        lam, u = torch.linalg.eigh(lap)
+        t = math.pi / lam.max()
+        w0 = u @ torch.diag(torch.cos(t * lam / 2)) @ u.T
+        w1 = u @ torch.diag(torch.sin(t * lam / 2)) @ u.T
+        self.w = torch.stack([w0, w1]).float()
+
+    def to(self, device):
+        return self
+
+    def apply(self, x):
+        return self.w @ x
+
+    def apply_each(self, xs):
+        return self.w @ xs
+
+    def reconstruct(self, ys):
+        return (self.w @ ys).sum(0)
+
+
+def dense_gcn(edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Â = D̃^{-1/2}(A + I)D̃^{-1/2} and D̃^{-1}, densely (oracle)."""
+    a = dense_adjacency(edge_index, n) + torch.eye(n, dtype=torch.float64)
+    deg = a.sum(1)
+    return (deg.rsqrt()[:, None] * a * deg.rsqrt()[None, :]).float(), torch.diag(1 / deg).float()
+
+
+# --------------------------------------------------------------------------- teachers
+
+
+def test_channel_count_follows_the_filter_bank():
+    assert SpatialFramelet(3, 4, 2).num_channels == 2
+    assert SpatialFramelet(3, 4, 2, filters="linear", levels=2).num_channels == 5
+    assert SimplifiedFramelet(3, 2, filters="quadratic", levels=3).num_channels == 10
+    with pytest.raises(ConfigError, match="unknown filter bank"):
+        SpatialFramelet(3, 4, 2, filters="mexican-hat")
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3])
+def test_spatial_framelet_matches_dense_formula(epsilon):
+    n, d = 12, 5
+    edge_index = ring_graph(n)
+    torch.manual_seed(0)
+    x = torch.randn(n, d)
+    transform = DenseHaar(edge_index, n)
+    model = SpatialFramelet(d, 4, 3, num_layers=2, epsilon=epsilon, transform=transform)
+    torch.nn.init.normal_(model.convs[0].bias)
+    torch.nn.init.normal_(model.convs[1].bias)
+    model.eval()
+    out = model(x, edge_index)
+
+    a_hat, d_inv = dense_gcn(edge_index, n)
+    adjs = [a_hat - epsilon * d_inv, a_hat + epsilon * d_inv]
+    w = transform.w
+    h = x
+    for conv in model.convs:
+        h = (
+            sum(w[c] @ torch.relu(adjs[c] @ w[c] @ h @ conv.weight[c]) for c in range(2))
+            + conv.bias
+        )
+    assert out.shape == (n, 3)
+    torch.testing.assert_close(out, h, rtol=1e-4, atol=1e-5)
+
+
+def test_spatial_framelet_default_transform_and_cache():
+    n = 14
+    edge_index = ring_graph(n, seed=1)
+    x = torch.randn(n, 6)
+    model = SpatialFramelet(6, 8, 3, num_layers=3, dropout=0.5, filters="linear", levels=2)
+    assert model.num_channels == 5
+    out = model(x, edge_index)
+    assert out.shape == (n, 3) and torch.isfinite(out).all()
+    first = model.transform
+    model(x, edge_index)
+    assert model.transform is first  # cached like GCNConv(cached=True)
+    smaller = ring_graph(n - 2, seed=2)
+    assert model(x[: n - 2], smaller).shape == (n - 2, 3)
+    assert model.transform is not first  # a different graph rebuilds the operators
+
+
+def test_simplified_framelet_matches_dense_formula():
+    n, d, ell, eps = 12, 4, 2, 0.2
+    edge_index = ring_graph(n)
+    torch.manual_seed(1)
+    x = torch.randn(n, d)
+    transform = DenseHaar(edge_index, n)
+    model = SimplifiedFramelet(d, 3, num_layers=ell, epsilon=eps, transform=transform)
+    torch.nn.init.normal_(model.bias)
+    out = model(x, edge_index)
+
+    a_hat, d_inv = dense_gcn(edge_index, n)
+    w = transform.w
+    expected = model.bias.detach().clone()
+    for c, sign in enumerate((-1.0, 1.0)):
+        k_c = w[c] @ (a_hat + sign * eps * d_inv) @ w[c]
+        expected = expected + torch.linalg.matrix_power(k_c, ell) @ x @ model.weight[c].detach()
+    torch.testing.assert_close(out.detach(), expected, rtol=1e-4, atol=1e-5)
+    # The propagation is cached: parameters change, the features do not get recomputed.
+    cached = model._features
+    model(x, edge_index)
+    assert model._features is cached
+
+
+@pytest.mark.parametrize("name,cls", [("gcn", GCN), ("sage", GraphSAGE), ("gat", GAT)])
+def test_pyg_teachers_share_the_interface(name, cls):
+    n = 10
+    edge_index = ring_graph(n)
+    x = torch.randn(n, 7)
+    model = build_teacher(name, 7, 4, hidden_channels=16)
+    assert isinstance(model, cls)
+    out = model(x, edge_index)
+    assert out.shape == (n, 4)
+    model.reset_parameters()
+
+
+def test_build_teacher_rejects_bad_names_and_options():
+    with pytest.raises(ConfigError, match="unknown teacher"):
+        build_teacher("transformer", 3, 2)
+    with pytest.raises(ConfigError, match="bad option"):
+        build_teacher("spatial", 3, 2, hiden_channels=4)
+    with pytest.raises(ConfigError, match="divisible"):
+        build_teacher("gat", 3, 2, hidden_channels=10, heads=4)
+    assert isinstance(build_teacher("SpatUFG", 3, 2), SpatialFramelet)
+    assert isinstance(build_teacher("simplified", 3, 2), SimplifiedFramelet)
+
+
+def test_spatial_rejects_transform_with_other_channel_count():
+    n = 8
+    edge_index = ring_graph(n, chords=0)
+    model = SpatialFramelet(3, 4, 2, filters="linear")  # 3 channels
+    model._user_transform = model._transform = DenseHaar(edge_index, n)  # 2 channels
+    with pytest.raises(ConfigError, match="channels"):
+        model(torch.randn(n, 3), edge_index)
+
+
+# --------------------------------------------------------------------------- students
+
+
+def knowledge_batch(c=3, k=2, b=6, width=9, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(c, k, b, width, generator=gen), torch.randn(b, 5, generator=gen)
+
+
+def test_mlp_shapes_and_no_gates():
+    x = torch.randn(6, 5)
+    out = MLP(5, 8, 3, num_layers=3, dropout=0.2)(x)
+    assert isinstance(out, StudentOutput)
+    assert out.logits.shape == (6, 3) and out.gates is None
+    assert MLP(5, 8, 3, num_layers=1)(x, None).logits.shape == (6, 3)
+
+
+def test_fmlps_shapes_and_gates_in_unit_interval():
+    z, x = knowledge_batch()
+    model = FMLPS(5, 8, 4, knowledge_channels=3, knowledge_width=9, dropout=0.1)
+    logits, gates = model(x, z)
+    assert logits.shape == (6, 4)
+    assert gates.shape == (6, 3)
+    assert ((gates >= 0) & (gates <= 1)).all()
+
+
+@pytest.mark.parametrize("powers", [1, 2, 5])
+def test_fmlpo_depth_follows_powers(powers):
+    z, x = knowledge_batch(k=powers)
+    model = FMLPO(5, 8, 4, knowledge_channels=3, knowledge_width=9, num_powers=powers)
+    logits, gates = model(x, z)
+    assert logits.shape == (6, 4)
+    assert gates.shape == (powers, 6, 3)
+    assert ((gates >= 0) & (gates <= 1)).all()
+    assert len(model.hidden) == powers - 1  # no cap on the depth
+
+
+@pytest.mark.parametrize("cls", ["fmlp-s", "fmlp-o"])
+def test_every_channel_reaches_the_output(cls):
+    """Each channel has its own encoder and classifier, and all of them get gradients."""
+    z, x = knowledge_batch(c=4, k=3)
+    model = build_student(cls, 5, 3, knowledge_shape=z.shape, hidden_channels=8)
+    encoders = {id(m) for m in model.encoders}
+    classifiers = {id(m) for m in model.classifiers}
+    assert len(encoders) == 4 and len(classifiers) == 4
+    model(x, z).logits.sum().backward()
+    for mod in [*model.encoders, *model.classifiers]:
+        assert mod.weight.grad is not None and mod.weight.grad.abs().sum() > 0
+    # And the output depends on every channel's knowledge, high passes included.
+    model.eval()
+    with torch.no_grad():
+        base = model(x, z).logits
+        for c in range(4):
+            z2 = z.clone()
+            z2[c] += 1.0
+            assert not torch.allclose(model(x, z2).logits, base)
+
+
+def test_fmlps_uses_only_the_top_power():
+    z, x = knowledge_batch(k=3)
+    model = FMLPS(5, 8, 4, knowledge_channels=3, knowledge_width=9).eval()
+    z2 = z.clone()
+    z2[:, :-1] = torch.randn_like(z2[:, :-1])
+    torch.testing.assert_close(model(x, z).logits, model(x, z2).logits)
+
+
+def test_fmlps_gate_formula():
+    """logits = Σ_c (1-α_c) Cls_c(E_c z_c) + α_c Cls_x(E_x x), α_c = σ(a_c[u_c ‖ u_x])."""
+    z, x = knowledge_batch(c=2, k=1)
+    model = FMLPS(5, 8, 4, knowledge_channels=2, knowledge_width=9).eval()
+    u_x = model.feature_encoder(x)
+    expected = 0
+    for c in range(2):
+        u_c = model.encoders[c](z[c, 0])
+        alpha = torch.sigmoid(model.gates[c](torch.cat([u_c, u_x], -1)))
+        expected = expected + (1 - alpha) * model.classifiers[c](u_c)
+        expected = expected + alpha * model.feature_classifier(u_x)
+    torch.testing.assert_close(model(x, z).logits, expected)
+
+
+def test_students_reject_mismatched_knowledge():
+    z, x = knowledge_batch(c=3, k=2, width=9)
+    model = FMLPO(5, 8, 4, knowledge_channels=3, knowledge_width=9, num_powers=3)
+    with pytest.raises(ConfigError, match="K=3"):
+        model(x, z)
+    with pytest.raises(ConfigError, match="needs graph knowledge"):
+        model(x, None)
+    with pytest.raises(ConfigError, match="knowledge_shape"):
+        build_student("fmlp-s", 5, 3)
+    with pytest.raises(ConfigError, match="unknown student"):
+        build_student("kan", 5, 3)
+    assert isinstance(build_student("glnn", 5, 3), MLP)
+
+
+@pytest.mark.parametrize("mode", ["rows", "sketch", "features"])
+def test_students_accept_every_knowledge_mode(mode):
+    n, d = 16, 6
+    edge_index = ring_graph(n, seed=3)
+    x = torch.randn(n, d)
+    kn = graph_knowledge(
+        edge_index, n, x if mode == "features" else None, powers=2, mode=mode, sketch_dim=8
+    )
+    width = {"rows": n, "sketch": 8, "features": d}[mode]
+    assert kn.shape[2:] == (n, width)
+    batch = torch.tensor([0, 3, 5, 9])
+    for name in ("fmlp-s", "fmlp-o"):
+        model = build_student(name, d, 3, knowledge_shape=kn.shape, hidden_channels=8)
+        out = model(x[batch], kn[:, :, batch])
+        assert out.logits.shape == (4, 3)
