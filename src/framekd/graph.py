@@ -16,6 +16,7 @@ cannot repair.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -129,6 +130,10 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
         warn: emit :class:`FramekdWarning` when the input was directed or has
             isolated nodes.
 
+    Returns:
+        A new :class:`Data`; ``x``, ``y`` and other tensors are shared with ``data``
+        (not copied), ``edge_index`` is new.
+
     Raises:
         GraphError: malformed edges, features or labels.
     """
@@ -170,7 +175,9 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
                 stacklevel=2,
             )
 
-    out = data.clone()
+    # Shallow copy (as PyG transforms do): x and y are shared with the input, not
+    # duplicated; on Coauthor-Physics a deep clone would copy 1.2 GB of features.
+    out = copy.copy(data)
     out.edge_index = edge_index
     out.num_nodes = num_nodes
     if "edge_attr" in out:
