@@ -185,7 +185,10 @@ class _Seeded:
     def __enter__(self) -> torch.Generator | None:
         if self.seed is None:
             return None
-        devices = [self.device] if self.device.type == "cuda" else []
+        devices = []
+        if self.device.type == "cuda":
+            index = self.device.index
+            devices = [torch.cuda.current_device() if index is None else index]
         self._fork = torch.random.fork_rng(devices=devices)
         self._fork.__enter__()
         torch.manual_seed(self.seed)
@@ -230,7 +233,7 @@ def train_teacher(
     caller's (seed before building it); ``seed`` makes dropout reproducible.
     """
     _check_schedule(epochs, patience)
-    train, val, test = _split_indices(split, data.x.size(0))
+    train, val, test = (i.to(data.x.device) for i in _split_indices(split, data.x.size(0)))
     y = data.y
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     stopper = _EarlyStopping(model, patience)
@@ -336,7 +339,7 @@ def distill_student(
     _check_schedule(epochs, patience)
     x, y = data.x, data.y
     n = x.size(0)
-    train, val, test = _split_indices(split, n)
+    train, val, test = (i.to(x.device) for i in _split_indices(split, n))
     if teacher_logp.shape[0] != n:
         raise ConfigError(
             f"teacher_logp has {teacher_logp.shape[0]} rows but the graph has {n} nodes; "

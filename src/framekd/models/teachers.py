@@ -174,7 +174,7 @@ class EnergyPropagation:
         device: torch.device | None = None,
     ):
         self.adj = gcn_adjacency(edge_index, num_nodes, dtype=dtype).to(device)
-        deg = torch.bincount(edge_index[0].long(), minlength=num_nodes).to(dtype) + 1.0
+        deg = torch.bincount(edge_index[0].long().cpu(), minlength=num_nodes).to(dtype) + 1.0
         signs = torch.tensor([-1.0 if int(r) == 0 else 1.0 for r, _ in channels], dtype=dtype)
         self.shift = None
         if epsilon != 0.0:
@@ -246,7 +246,8 @@ class SpatialFramelet(_FrameletTeacher):
         self._propagate = None
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        if self._refresh(x, edge_index) or self._propagate is None:
+        stale = self._refresh(x, edge_index)
+        if stale or self._propagate is None or self._propagate.adj.device != x.device:
             self._propagate = EnergyPropagation(
                 edge_index,
                 x.size(0),
