@@ -393,3 +393,39 @@ def test_spectral_gap_matches_dense_and_uses_largest_component():
     # Adding a disjoint triangle does not change the reported (largest-component) gap.
     extra = [(90, 91), (91, 92), (90, 92)]
     assert spectral_gap(both_directions(edges + extra), 93) == pytest.approx(got, abs=1e-8)
+
+
+# ---------------------------------------------------------------------------------------
+# framekd rewire
+# ---------------------------------------------------------------------------------------
+
+
+def test_cli_rewire_writes_graph_report_and_histogram(tmp_path, capsys):
+    from framekd.cli import main
+    from framekd.data import load_graph_dir
+    from framekd.io import load_tensors, read_json
+
+    out = tmp_path / "out"
+    code = main(["rewire", "--dataset", "csbm:n=200,seed=3", "--iterations", "8", "--tau", "2",
+                 "--removal-bound", "0.4", "--seed", "5", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "spectral gap" in printed and "min curvature" in printed
+    report = read_json(out / "report.json")
+    tensors = load_tensors(out / "edge_index.safetensors")
+    ei = tensors["edge_index"]
+    assert report["sdrf"]["iterations_run"] == 8
+    added, removed = len(report["sdrf"]["added"]), len(report["sdrf"]["removed"])
+    assert ei.size(1) // 2 == report["sdrf"]["edges_before"] + added - removed
+    _, curv = balanced_forman_curvature(ei, 200)
+    assert torch.equal(tensors["curvature"], curv)
+    assert (out / "curvature.png").read_bytes()[:4] == b"\x89PNG"
+    assert torch.equal(load_graph_dir(out / "graph").edge_index, ei)
+
+
+def test_cli_rewire_needs_settings_without_a_preset(tmp_path, capsys):
+    from framekd.cli import main
+
+    code = main(["rewire", "--dataset", "csbm:n=50", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--iterations and --tau" in capsys.readouterr().err
