@@ -563,18 +563,17 @@ class FrameletTransform:
         ``[F, N, w]``. Uses :math:`Yu = (t/a - 1)u - (t/a) D^{-1/2}AD^{-1/2} u`.
         """
         beta = t / _A
-
-        def y(v: Tensor) -> Tensor:
-            return (beta - 1.0) * v - beta * torch.sparse.mm(self._p, v)
-
+        # torch.addmm fuses the sparse product with the axpy (and is faster than
+        # torch.sparse.mm on CPU); the in-place updates never touch saved tensors.
         acc = coef[:, 0, None, :] * u
         if self.order == 1:
             return acc
-        prev, cur = u, y(u)
-        acc = acc + coef[:, 1, None, :] * cur
+        prev, cur = u, torch.addmm(u, self._p, u, beta=beta - 1.0, alpha=-beta)
+        acc.addcmul_(coef[:, 1, None, :], cur)
         for k in range(2, self.order):
-            prev, cur = cur, 2.0 * y(cur) - prev
-            acc = acc + coef[:, k, None, :] * cur
+            nxt = torch.addmm(prev, self._p, cur, beta=-1.0, alpha=-2.0 * beta)
+            prev, cur = cur, nxt.add_(cur, alpha=2.0 * (beta - 1.0))
+            acc.addcmul_(coef[:, k, None, :], cur)
         return acc
 
     # -- the transform ---------------------------------------------------------

@@ -120,7 +120,8 @@ def knowledge_memory(
 def _block_width(num_nodes: int, num_channels: int, width: int, dtype: torch.dtype) -> int:
     size = torch.empty((), dtype=dtype).element_size()
     fit = _BLOCK_BYTES // max(1, 8 * num_channels * num_nodes * size)
-    return max(1, min(width, max(64, int(fit))))
+    # Below ~32 columns sparse products lose more to per-pass overhead than they save.
+    return max(1, min(width, max(32, int(fit))))
 
 
 def graph_knowledge(
@@ -231,7 +232,7 @@ def _powers_into(out: Tensor, transform: FrameletTransform, adj: Tensor,
         if k > 0:
             v = transform.apply_each(v)
         flat = v.permute(1, 0, 2).reshape(n, c * b)
-        av = torch.sparse.mm(adj, flat).reshape(n, c, b).permute(1, 0, 2)
+        av = torch.mm(adj, flat).reshape(n, c, b).permute(1, 0, 2)
         v = transform.apply_each(av if shift is None else av + shift * v)
         out[:, k] = v
 
