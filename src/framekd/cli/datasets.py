@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     from framekd.data import DATASETS
 
-    _check_root(args.root)
+    if not args.names:  # graph directories and csbm specs need no data root
+        _check_root(args.root)
     names = args.names or list(DATASETS)
     rows = []
     for name in tqdm(names, desc="datasets", unit="set", file=sys.stderr,
