@@ -439,6 +439,14 @@ class FrameletTransform:
         self.channels: list[tuple[int, int]] = framelet_channels(self.filters, levels)
         self.num_channels = len(self.channels)
 
+        if method == "chebyshev" and self.filters == "entropy" and self.alpha < 1.0:
+            warnings.warn(
+                f"the entropy bank with alpha={self.alpha} is discontinuous at xi = pi/2, so "
+                "its Chebyshev approximation is not tight there at any order (frame error "
+                "about 0.25); use method='exact' on small graphs or alpha=1",
+                FramekdWarning,
+                stacklevel=2,
+            )
         ei, w = normalized_adjacency(edge_index, num_nodes)
         if method == "exact":
             self._init_exact(ei, w)
