@@ -312,3 +312,13 @@ def test_spatial_teacher_distils_into_framelet_students(student_name, spatial_te
     agree = (s_res.log_probs.argmax(-1) == t_res.log_probs.argmax(-1)).float().mean()
     assert agree > 0.7
     assert s_res.gates is not None and ((s_res.gates >= 0) & (s_res.gates <= 1)).all()
+
+
+def test_progress_bar_runs_and_reports_to_stderr(capsys):
+    data = sbm_graph()
+    split = random_split(data.y)
+    torch.manual_seed(0)
+    train_teacher(FeatureLinear(8, 3), data, split, epochs=3, patience=3, progress=True)
+    distill_student(MLP(8, 8, 3), data, None, torch.zeros(60, 3), split, epochs=3, progress=True)
+    err = capsys.readouterr().err
+    assert "teacher" in err and "MLP" in err
