@@ -274,8 +274,11 @@ def run_seed(
     seed_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(seed_dir / "teacher_logp.safetensors", {"log_probs": teacher_logp},
                  {"teacher": tname, "seed": str(seed)})
+    shape = ",".join(str(v) for v in knowledge.shape)
     for name, state in weights.items():
-        save_tensors(seed_dir / f"{name}.safetensors", state, {"model": name})
+        save_tensors(seed_dir / f"{name}.safetensors", state,
+                     {"model": name, "knowledge_shape": shape, "num_features": str(data.x.size(1)),
+                      "num_classes": str(int(data.num_classes))})
     if gates:
         save_tensors(seed_dir / "gates.safetensors", gates)
     save_tensors(seed_dir / "split.safetensors",
@@ -409,3 +412,41 @@ def run_experiment(
     write_json(out / "metrics.json", metrics)
     write_text(out / "results.md", results_table(metrics))
     return metrics
+
+
+def load_trained(run_dir: str | Path, seed: int, name: str) -> torch.nn.Module:
+    """Rebuild model ``name`` of ``seed`` from a finished run and load its weights.
+
+    Reads ``run_dir/config.yaml`` and ``run_dir/seed_<seed>/<name>.safetensors`` (no
+    unpickling). Raises :class:`CheckpointError` when a file is missing, corrupt or does
+    not match the configuration.
+    """
+    from framekd.io import load_metadata
+    from framekd.models import build_student, build_teacher
+
+    run_dir = Path(run_dir)
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{run_dir}/config.yaml is missing or unreadable ({err})") from err
+    path = run_dir / f"seed_{seed}" / f"{name}.safetensors"
+    state = load_tensors(path)
+    meta = load_metadata(path)
+    try:
+        d, c = int(meta["num_features"]), int(meta["num_classes"])
+        shape = tuple(int(v) for v in meta["knowledge_shape"].split(","))
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path} lacks framekd metadata (not written by framekd)") from err
+    if name in ("spatial", "simplified", "gcn", "sage", "gat"):
+        model = build_teacher(name, d, c, **_teacher_kwargs(name, cfg))
+    else:
+        s = cfg["student"]
+        kw = {"hidden_channels": int(s["hidden"]), "dropout": float(s["dropout"])}
+        if name not in ("mlp", "glnn"):
+            kw["knowledge_shape"] = shape
+        model = build_student("mlp" if name == "glnn" else name, d, c, **kw)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not match the model in config.yaml: {err}") from err
+    return model

@@ -1,0 +1,155 @@
+"""The experiment runner and the `framekd run` / `framekd demo` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from framekd import CheckpointError, ConfigError
+from framekd.cli import main
+from framekd.config import resolve
+from framekd.experiment import load_trained, run_experiment
+
+TINY = "csbm:n=150,c=3,d=6,h=0.8,signal=2.0,f=8,seed=0"
+FAST = [
+    "teacher.epochs=30", "teacher.patience=10", "teacher.hidden=16",
+    "student.epochs=30", "student.patience=10", "student.hidden=16",
+    "knowledge.sketch_dim=16", "framelet.order=4",
+]
+
+
+def _cfg(seeds: int = 1, extra: tuple[str, ...] = ()) -> dict:
+    return resolve(TINY, flags={"seeds": seeds}, overrides=[*FAST, *extra])
+
+
+def _run(tmp_path, name: str, cfg: dict, **kw) -> dict:
+    return run_experiment(cfg, tmp_path / name, progress=False, cache_dir=tmp_path / "cache",
+                          log=lambda m: None, **kw)
+
+
+def test_metrics_schema_and_files(tmp_path):
+    metrics = _run(tmp_path, "a", _cfg(seeds=2))
+    assert metrics["dataset"] == TINY and metrics["protocol"] == "fgkd"
+    assert metrics["seeds"] == [0, 1]
+    assert set(metrics["models"]) == {"spatial", "gcn", "mlp", "glnn", "fmlp-s", "fmlp-o"}
+    for name, m in metrics["models"].items():
+        assert m["role"] == ("teacher" if name in ("spatial", "gcn") else "student")
+        assert len(m["accuracy"]) == 2
+        assert 0.0 <= m["accuracy_mean"] <= 1.0 and m["accuracy_std"] >= 0.0
+        assert m["train_seconds"] > 0 and m["inference_seconds"] > 0
+    out = tmp_path / "a"
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert "| fmlp-s | student |" in (out / "results.md").read_text()
+    assert (out / "config.yaml").is_file()
+    for f in ("teacher_logp", "spatial", "glnn", "fmlp-s", "fmlp-o", "gates", "split"):
+        assert (out / "seed_1" / f"{f}.safetensors").is_file()
+    # The homophilic toy graph is easy: the framelet student must learn it.
+    assert metrics["models"]["fmlp-s"]["accuracy_mean"] > 0.8
+
+
+def test_same_seed_same_metrics(tmp_path):
+    a = _run(tmp_path, "a", _cfg())
+    b = _run(tmp_path, "b", _cfg())
+    for name in a["models"]:
+        assert a["models"][name]["accuracy"] == b["models"][name]["accuracy"], name
+
+
+def test_resume_skips_finished_seeds(tmp_path, monkeypatch):
+    import framekd.experiment as experiment
+
+    _run(tmp_path, "r", _cfg(seeds=1))
+    ran = []
+    real = experiment.run_seed
+
+    def spy(data, knowledge, cfg, seed, seed_dir, **kw):
+        ran.append(seed)
+        return real(data, knowledge, cfg, seed, seed_dir, **kw)
+
+    monkeypatch.setattr(experiment, "run_seed", spy)
+    metrics = _run(tmp_path, "r", _cfg(seeds=2))
+    assert ran == [1]
+    assert metrics["seeds"] == [0, 1]
+    _run(tmp_path, "r", _cfg(seeds=2), force=True)
+    assert ran == [1, 0, 1]
+
+
+def test_resume_refuses_other_configuration(tmp_path):
+    _run(tmp_path, "r", _cfg())
+    with pytest.raises(ConfigError, match="different configuration.*--force"):
+        _run(tmp_path, "r", _cfg(extra=("teacher.hidden=8",)))
+
+
+def test_load_trained_and_corrupt_weights(tmp_path):
+    _run(tmp_path, "w", _cfg())
+    model = load_trained(tmp_path / "w", 0, "fmlp-s")
+    assert sum(p.numel() for p in model.parameters()) > 0
+    path = tmp_path / "w" / "seed_0" / "fmlp-s.safetensors"
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_trained(tmp_path / "w", 0, "fmlp-s")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_trained(tmp_path / "w", 0, "gat")
+
+
+def test_config_priority_and_errors(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("teacher:\n  hidden: 12\n  layers: 3\nseeds: 4\n")
+    cfg = resolve(TINY, config_file=cfg_file, flags={"seeds": 2},
+                  overrides=["teacher.hidden=20"])
+    assert cfg["teacher"]["hidden"] == 20  # --set beats the file
+    assert cfg["teacher"]["layers"] == 3  # the file beats the defaults
+    assert cfg["seeds"] == 2  # flags beat the file
+    with pytest.raises(ConfigError, match="unknown configuration key 'hiden'"):
+        resolve(TINY, overrides=["teacher.hiden=3"])
+    with pytest.raises(ConfigError, match="teacher.dropout must be in"):
+        resolve(TINY, overrides=["teacher.dropout=1.5"])
+    with pytest.raises(ConfigError, match="unknown student 'fmlp'"):
+        resolve(TINY, flags={"student": {"names": ["fmlp"]}})
+
+
+def test_cli_run_writes_results(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["run", "--dataset", TINY, "--seeds", "1", "--students", "fmlp-s", "--quiet",
+            "--out", str(out)]
+    for item in FAST:
+        args += ["--set", item]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "| fmlp-s | student |" in text and "| spatial | teacher |" in text
+    assert set(json.loads((out / "metrics.json").read_text())["models"]) == {
+        "spatial", "gcn", "fmlp-s"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--dataset", "no-such-set"], "unknown dataset"),
+        (["run", "--dataset", TINY, "--set", "teacher.hiden=3"], "unknown configuration key"),
+        (["run", "--dataset", TINY, "--set", "novalue"], "--set expects key=value"),
+        (["run", "--dataset", TINY, "--seeds", "0"], "seeds must be a positive integer"),
+    ],
+)
+def test_cli_run_user_errors_exit_2(tmp_path, capsys, args, message):
+    assert main([*args, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_cli_run_cora_two_seeds(data_root, tmp_path, capsys):
+    out = tmp_path / "cora"
+    args = ["run", "--dataset", "cora", "--seeds", "2", "--quiet", "--out", str(out),
+            "--set", "teacher.epochs=40", "--set", "student.epochs=40",
+            "--set", "teacher.patience=20", "--set", "student.patience=20",
+            "--set", "knowledge.sketch_dim=64"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "cora" and metrics["seeds"] == [0, 1]
+    # Even a short schedule is far above chance (1/7) on Cora.
+    assert metrics["models"]["spatial"]["accuracy_mean"] > 0.6
+    assert metrics["models"]["fmlp-s"]["accuracy_mean"] > 0.6
+    assert torch.isfinite(torch.tensor(metrics["models"]["fmlp-o"]["accuracy"])).all()
