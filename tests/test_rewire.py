@@ -429,3 +429,13 @@ def test_cli_rewire_needs_settings_without_a_preset(tmp_path, capsys):
     code = main(["rewire", "--dataset", "csbm:n=50", "--out", str(tmp_path)])
     assert code == 2
     assert "--iterations and --tau" in capsys.readouterr().err
+
+
+def test_batched_curvature_equals_single_batch(monkeypatch):
+    import framekd.rewire as rewire
+
+    edges = both_directions(random_edges(60, 0.1, 8))
+    _, whole = balanced_forman_curvature(edges, 60)
+    monkeypatch.setattr(rewire, "_BATCH_ENTRIES", 64)  # many tiny batches of centre nodes
+    _, batched = balanced_forman_curvature(edges, 60)
+    assert torch.equal(whole, batched)

@@ -167,7 +167,8 @@ def _side_stats(g: _Graph, src: np.ndarray, dst: np.ndarray):
                           minlength=centres.size).astype(np.int64)
     n_tgt = np.diff(np.append(first, p))
     cost = nbr_deg + cdeg * n_tgt
-    bounds = _batch_bounds(cost, _BATCH_ENTRIES)
+    # The batch's [centres, N] membership table is capped at _BATCH_ENTRIES bytes too.
+    bounds = _batch_bounds(cost, _BATCH_ENTRIES, max(1, _BATCH_ENTRIES // n))
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         plo, phi = first[lo], (first[hi] if hi < centres.size else p)
         stats = _side_stats_batch(
@@ -178,11 +179,13 @@ def _side_stats(g: _Graph, src: np.ndarray, dst: np.ndarray):
     return t_out, sq_out, gam_out
 
 
-def _batch_bounds(cost: np.ndarray, budget: int) -> np.ndarray:
-    """Split consecutive items into runs whose summed cost is about ``budget``."""
+def _batch_bounds(cost: np.ndarray, budget: int, max_items: int) -> np.ndarray:
+    """Split consecutive items into runs of summed cost about ``budget``, at most
+    ``max_items`` long."""
     cum = np.cumsum(cost)
     cuts = np.searchsorted(cum, np.arange(budget, int(cum[-1]), budget), side="right")
-    return np.unique(np.concatenate([[0], cuts, [cost.size]]))
+    every = np.arange(max_items, cost.size, max_items)
+    return np.unique(np.concatenate([[0], cuts, every, [cost.size]]))
 
 
 def _side_stats_batch(n, deg, indptr, indices, centres, src, dst):
@@ -442,10 +445,7 @@ class _CurvatureHeaps:
         for a, b, r in zip(u.tolist(), v.tolist(), ric.tolist(), strict=True):
             self.version += 1
             self.value[(a, b)] = (r, self.version)
-            if fresh:
-                self.low.append((r, a, b, self.version))
-                self.high.append((-r, a, b, self.version))
-            else:
+            if not fresh:
                 heapq.heappush(self.low, (r, a, b, self.version))
                 heapq.heappush(self.high, (-r, a, b, self.version))
         if fresh or len(self.low) > 4 * len(self.value) + 1024:
