@@ -1,0 +1,438 @@
+"""Benchmark drivers behind ``framekd bench speed`` and ``framekd bench accuracy``.
+
+* :func:`speed_benchmark` times inference of the spatial framelet teacher, GCN and every
+  student on one graph: full-graph inference and the latency of a query for a few random
+  nodes, each the median over many repeats after a warm-up. The one-off costs (building the
+  teacher's framelet operators, precomputing the students' graph knowledge) and the per-node
+  knowledge lookup are reported in their own columns, never folded into the medians.
+  Models are randomly initialised: inference cost does not depend on the weights.
+* :func:`accuracy_benchmark` drives :func:`framekd.experiment.run_experiment` over datasets,
+  protocols and (on heterophilic sets) SDRF rewiring, one seed at a time so that an
+  interrupted benchmark resumes where it stopped, and returns one table row per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from framekd.errors import ConfigError, FramekdError
+
+#: Models timed by :func:`speed_benchmark`, teachers first.
+SPEED_MODELS = ("spatial", "gcn", "mlp", "fmlp-s", "fmlp-o")
+#: Students whose accuracy counts for "the best student reached its teacher" (distilled ones).
+DISTILLED = ("glnn", "fmlp-s", "fmlp-o")
+#: Tolerance of the "reached its teacher" test, in accuracy points.
+REACH_TOLERANCE = 0.5
+ACCURACY_MODELS = ("spatial", "simplified", "gcn", "mlp", "glnn", "fmlp-s", "fmlp-o")
+
+
+def median_time(
+    fn: Callable[[], Any], *, repeats: int = 100, warmup: int = 10,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` calls after ``warmup`` calls.
+
+    Runs under ``torch.no_grad()``; on CUDA every call is synchronised before the clock stops.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ConfigError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    cuda = torch.device(device).type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        sync()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _once(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = fn()
+    sync()
+    return out, time.perf_counter() - start
+
+
+def _build(name: str, data: Any, cfg: dict[str, Any], knowledge_shape: Sequence[int]):
+    from framekd.models import build_student, build_teacher
+
+    d, c = data.x.size(1), int(data.y.max()) + 1
+    t, s, fr = cfg["teacher"], cfg["student"], cfg["framelet"]
+    if name in ("spatial", "gcn"):
+        kw: dict[str, Any] = {"hidden_channels": int(t["hidden"]), "num_layers": int(t["layers"])}
+        if name == "spatial":
+            kw["epsilon"] = float(t["epsilon"])
+            kw.update({k: fr[k] for k in ("filters", "levels", "scale", "order")})
+        return build_teacher(name, d, c, **kw), "teacher"
+    kw = {"hidden_channels": int(s["hidden"])}
+    if name != "mlp":
+        kw["knowledge_shape"] = tuple(knowledge_shape)
+    return build_student(name, d, c, **kw), "student"
+
+
+def speed_benchmark(
+    dataset: str,
+    *,
+    models: Sequence[str] = SPEED_MODELS,
+    repeats: int = 100,
+    warmup: int = 10,
+    query_size: int = 10,
+    overrides: Iterable[str] = (),
+    seed: int = 0,
+    data: Any | None = None,
+) -> dict[str, Any]:
+    """Time inference of ``models`` on ``dataset`` (untrained weights; see the module doc).
+
+    Settings (hidden width, depth, framelets, knowledge mode, device) come from
+    :func:`framekd.config.resolve` with ``overrides`` (``key=value`` strings).
+
+    Per model the result row holds ``full_ms`` (median forward pass over all N nodes) and
+    ``query_ms`` (median latency to answer ``query_size`` random nodes). A student answers a
+    query from the query's rows only: the knowledge lookup ``knowledge[:, :, idx]`` plus a
+    forward pass on ``query_size`` rows. A teacher has no per-node path: it runs the
+    full-graph forward pass and keeps the query's rows (a K-hop subgraph extraction is not
+    timed), which is the honest comparison. ``setup_ms`` is the teacher's first call
+    (building the framelet operators: λ_max estimate, normalised adjacency).
+
+    Returns ``{"dataset", "nodes", "edges", "device", "threads", "repeats", "warmup",
+    "query_size", "knowledge_mode", "knowledge_shape", "knowledge_seconds", "lookup_ms",
+    "rows": [{"model", "role", "full_ms", "query_ms", "setup_ms", "full_speedup",
+    "query_speedup"}]}`` where the speed-ups are relative to the spatial teacher.
+    """
+    from framekd.config import resolve
+    from framekd.data import load_dataset
+    from framekd.experiment import compute_knowledge
+
+    cfg = resolve(str(dataset), overrides=list(overrides))
+    device = torch.device(str(cfg["device"]))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' requested but CUDA is not available; use cpu")
+    if data is None:
+        data = load_dataset(cfg["dataset"])
+    data = data.to(device)
+    n = data.num_nodes
+    if not 1 <= query_size <= n:
+        raise ConfigError(f"query_size must be in [1, {n}] for {dataset}, got {query_size}")
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(n, generator=gen)[:query_size].to(device)
+    knowledge, k_seconds = compute_knowledge(data, cfg, cache_dir=None, device=device)
+    timing = {"repeats": repeats, "warmup": warmup, "device": device}
+    lookup = median_time(lambda: knowledge[:, :, idx], **timing)
+    x, ei = data.x, data.edge_index
+    rows = []
+    for name in models:
+        torch.manual_seed(seed)
+        model, role = _build(name, data, cfg, knowledge.shape)
+        model = model.to(device).eval()
+        row: dict[str, Any] = {"model": name, "role": role, "setup_ms": None}
+        if role == "teacher":
+            _, setup = _once(lambda m=model: m(x, ei), device)
+            row["setup_ms"] = 1000 * setup
+            row["full_ms"] = 1000 * median_time(lambda m=model: m(x, ei), **timing)
+            row["query_ms"] = 1000 * median_time(lambda m=model: m(x, ei)[idx], **timing)
+        else:
+            k = None if name == "mlp" else knowledge
+            row["full_ms"] = 1000 * median_time(lambda m=model, k=k: m(x, k), **timing)
+            row["query_ms"] = 1000 * median_time(
+                lambda m=model, k=k: m(x[idx], None if k is None else k[:, :, idx]), **timing)
+        rows.append(row)
+    ref = next((r for r in rows if r["model"] == "spatial"), None)
+    for row in rows:
+        row["full_speedup"] = ref["full_ms"] / row["full_ms"] if ref else None
+        row["query_speedup"] = ref["query_ms"] / row["query_ms"] if ref else None
+    return {
+        "dataset": str(dataset), "nodes": n, "edges": int(ei.size(1)) // 2,
+        "device": str(device), "threads": torch.get_num_threads(), "repeats": repeats,
+        "warmup": warmup, "query_size": query_size, "knowledge_mode": cfg["knowledge"]["mode"],
+        "knowledge_shape": list(knowledge.shape), "knowledge_seconds": k_seconds,
+        "lookup_ms": 1000 * lookup, "rows": rows,
+    }
+
+
+SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "full_ms", "query_ms",
+                 "full_speedup", "query_speedup", "setup_ms", "knowledge_seconds", "lookup_ms",
+                 "device", "threads", "repeats")
+
+
+def speed_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flatten :func:`speed_benchmark` results into one row per (dataset, model)."""
+    flat = []
+    for res in results:
+        for row in res["rows"]:
+            flat.append({**{k: res[k] for k in SPEED_COLUMNS if k in res}, **row})
+    return flat
+
+
+def speed_markdown(results: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :func:`speed_benchmark` results (one block per dataset)."""
+    out = []
+    for res in results:
+        out.append(
+            f"**{res['dataset']}** ({res['nodes']} nodes, {res['edges']} undirected edges), "
+            f"device {res['device']}, {res['threads']} torch thread(s), median of "
+            f"{res['repeats']} repeats after {res['warmup']} warm-up calls, untrained weights.\n"
+            f"Knowledge precompute ({res['knowledge_mode']}, shape "
+            f"{res['knowledge_shape']}): {res['knowledge_seconds']:.3f} s once per graph "
+            f"(not in any column below); lookup of {res['query_size']} nodes' rows: "
+            f"{res['lookup_ms']:.4f} ms (included in the students' query latency).\n\n"
+            f"| model | role | full graph (ms) | {res['query_size']}-node query (ms) | "
+            "full speed-up vs spatial | query speed-up vs spatial | teacher setup (ms) |\n"
+            "|---|---|---:|---:|---:|---:|---:|"
+        )
+        for r in res["rows"]:
+            setup = "" if r["setup_ms"] is None else f"{r['setup_ms']:.1f}"
+            out.append(
+                f"| {r['model']} | {r['role']} | {r['full_ms']:.3f} | {r['query_ms']:.4f} | "
+                f"{_x(r['full_speedup'])} | {_x(r['query_speedup'])} | {setup} |"
+            )
+        out.append("\nTeachers answer a query with a full-graph forward pass (they have no "
+                   "per-node path); students read the query's knowledge rows and run on "
+                   "those rows only.\n")
+    return "\n".join(out)
+
+
+def _x(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}x"
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Write ``rows`` (dicts) to ``path`` with ``columns`` as header, atomically."""
+    from framekd.io import write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+    write_text(path, buf.getvalue())
+
+
+def speed_plot(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
+    """Log-scale grouped bar chart: full-graph and query time per model and dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from framekd.io import atomic_path
+
+    models = list(dict.fromkeys(r["model"] for res in results for r in res["rows"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    width = 0.8 / max(len(models), 1)
+    pos = np.arange(len(results))
+    for ax, key, title in ((axes[0], "full_ms", "full-graph inference"),
+                           (axes[1], "query_ms", f"{results[0]['query_size']}-node query")):
+        for m, name in enumerate(models):
+            vals = [next((r[key] for r in res["rows"] if r["model"] == name), np.nan)
+                    for res in results]
+            ax.bar(pos + (m - (len(models) - 1) / 2) * width, vals, width, label=name)
+        ax.set_yscale("log")
+        ax.set_xticks(pos, [res["dataset"] for res in results], rotation=20)
+        ax.set_title(title)
+        ax.set_xlabel("dataset")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0].set_ylabel("median time (ms, log scale)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"inference time, {results[0]['device']}, {results[0]['threads']} thread(s)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class AccuracyJob:
+    """One cell group of the accuracy table: a dataset under a protocol, optionally rewired."""
+
+    dataset: str
+    protocol: str
+    sdrf: bool = False
+
+    @property
+    def slug(self) -> str:
+        safe = self.dataset.replace("/", "_").replace(":", "_").replace(",", "_")
+        return f"{safe}-{self.protocol}" + ("-sdrf" if self.sdrf else "")
+
+
+def dataset_kind(name: str) -> tuple[str, tuple[str, ...]]:
+    """``(kind, protocols)`` of a dataset name; generated graphs count as synthetic."""
+    from framekd.data import DATASETS, resolve_name
+    from framekd.data.registry import RANDOM_PROTOCOLS
+
+    try:
+        info = DATASETS[resolve_name(name)]
+    except FramekdError:
+        return "synthetic", RANDOM_PROTOCOLS
+    return info.kind, info.protocols
+
+
+def accuracy_plan(
+    datasets: Sequence[str], *, protocols: Sequence[str] = ("fgkd", "geom"), sdrf: bool = True,
+) -> list[AccuracyJob]:
+    """The runs of the accuracy table: every dataset under ``fgkd`` (and each other protocol of
+    ``protocols`` that the dataset ships splits for), plus the same with SDRF on
+    heterophilic sets."""
+    jobs = []
+    for name in datasets:
+        kind, available = dataset_kind(name)
+        for protocol in protocols:
+            if protocol not in available:
+                continue
+            jobs.append(AccuracyJob(name, protocol))
+            if sdrf and kind == "heterophilic":
+                jobs.append(AccuracyJob(name, protocol, sdrf=True))
+    return jobs
+
+
+def job_config(job: AccuracyJob, seeds: int, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Configuration of one job: spatial teacher distilled into mlp/fmlp-s/fmlp-o, with the
+    simplified framelet and GCN as comparison teachers (none on the SDRF runs)."""
+    from framekd.config import resolve
+
+    flags = {
+        "protocol": job.protocol,
+        "seeds": seeds,
+        "teacher": {"name": "spatial"},
+        "baselines": [] if job.sdrf else ["simplified", "gcn"],
+        "student": {"names": ["mlp", "fmlp-s", "fmlp-o"]},
+        "rewire": {"method": "sdrf" if job.sdrf else None},
+    }
+    return resolve(job.dataset, flags=flags, overrides=list(overrides))
+
+
+def accuracy_benchmark(
+    jobs: Sequence[AccuracyJob],
+    out_dir: str | Path,
+    *,
+    seeds: int = 10,
+    overrides: Iterable[str] = (),
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every job for ``seeds`` seeds under ``out_dir/runs/<job>/`` and return table rows.
+
+    Seeds are run one at a time (the configuration hash ignores the seed count, so every call
+    of :func:`~framekd.experiment.run_experiment` reuses the finished seeds); a finished or
+    interrupted benchmark therefore resumes without repeating work. The progress bar counts
+    seeds over all jobs; its time estimate uses only the seeds run in this session. A job
+    whose dataset is missing or whose configuration fails is reported in its row's ``note``.
+    """
+    from tqdm.auto import tqdm
+
+    from framekd.data import load_dataset
+    from framekd.experiment import run_experiment
+
+    out = Path(out_dir)
+    overrides = list(overrides)
+    cfgs, done = {}, 0
+    for job in jobs:
+        try:
+            cfgs[job] = job_config(job, seeds, overrides)
+        except FramekdError as err:
+            cfgs[job] = err
+        done += sum((out / "runs" / job.slug / f"seed_{s}" / "metrics.json").is_file()
+                    for s in range(seeds))
+    bar = tqdm(total=len(jobs) * seeds, initial=done, desc="bench accuracy", unit="seed",
+               disable=not progress)
+    rows = []
+    for job in jobs:
+        cfg = cfgs[job]
+        bar.set_postfix_str(job.slug, refresh=True)
+        try:
+            if isinstance(cfg, FramekdError):
+                raise cfg
+            data = load_dataset(cfg["dataset"])
+            metrics = None
+            for s in range(1, seeds + 1):
+                seed_done = (out / "runs" / job.slug / f"seed_{s - 1}" / "metrics.json").is_file()
+                metrics = run_experiment({**cfg, "seeds": s}, out / "runs" / job.slug, data=data,
+                                         progress=False, log=lambda m: None)
+                if not seed_done:
+                    bar.update(1)
+            rows.append(accuracy_row(job, metrics))
+        except FramekdError as err:
+            log(f"bench accuracy: {job.slug}: {err}")
+            bar.update(seeds - min(seeds, _finished(out / "runs" / job.slug, seeds)))
+            rows.append({"dataset": job.dataset, "protocol": job.protocol,
+                         "graph": "SDRF" if job.sdrf else "original", "note": str(err)})
+    bar.close()
+    return rows
+
+
+def _finished(run_dir: Path, seeds: int) -> int:
+    return sum((run_dir / f"seed_{s}" / "metrics.json").is_file() for s in range(seeds))
+
+
+def accuracy_row(job: AccuracyJob, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One table row from a :func:`~framekd.experiment.run_experiment` metrics document.
+
+    Accuracies are in %. ``reached`` is whether the best distilled student (GLNN, FMLP-S,
+    FMLP-O) scores at least the teacher's mean minus :data:`REACH_TOLERANCE` points.
+    """
+    models = metrics["models"]
+    row: dict[str, Any] = {"dataset": job.dataset, "protocol": job.protocol,
+                           "graph": "SDRF" if job.sdrf else "original",
+                           "seeds": len(metrics["seeds"]), "note": ""}
+    for name in ACCURACY_MODELS:
+        if name in models:
+            row[f"{name}_mean"] = 100 * models[name]["accuracy_mean"]
+            row[f"{name}_std"] = 100 * models[name]["accuracy_std"]
+    teacher = next(n for n, m in models.items() if m["role"] == "teacher")
+    students = [n for n in DISTILLED if n in models]
+    row["teacher"] = teacher
+    if students:
+        best = max(students, key=lambda n: models[n]["accuracy_mean"])
+        row["best_student"] = best
+        row["gap"] = row[f"{best}_mean"] - row[f"{teacher}_mean"]
+        row["reached"] = row["gap"] >= -REACH_TOLERANCE
+    return row
+
+
+ACCURACY_COLUMNS = (("dataset", "protocol", "graph", "seeds")
+                    + tuple(f"{m}_{s}" for m in ACCURACY_MODELS for s in ("mean", "std"))
+                    + ("teacher", "best_student", "gap", "reached", "note"))
+
+
+def accuracy_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :func:`accuracy_benchmark` rows (mean ± std test accuracy, %)."""
+    present = [m for m in ACCURACY_MODELS if any(f"{m}_mean" in r for r in rows)]
+    head = ("| dataset | protocol | graph | seeds | " + " | ".join(present)
+            + " | best student − teacher | reached |\n"
+            + "|---|---|---|---:|" + "---:|" * len(present) + "---:|---|")
+    lines = [head]
+    for r in rows:
+        if r.get("note"):
+            lines.append(f"| {r['dataset']} | {r['protocol']} | {r['graph']} | | "
+                         + " | ".join("" for _ in present) + f" | | {r['note']} |")
+            continue
+        cells = [f"{r[f'{m}_mean']:.2f} ± {r[f'{m}_std']:.2f}" if f"{m}_mean" in r else "–"
+                 for m in present]
+        gap = f"{r['gap']:+.2f} ({r['best_student']})" if "gap" in r else ""
+        reached = {True: "yes", False: "no"}.get(r.get("reached"), "")
+        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['graph']} | {r['seeds']} | "
+                     + " | ".join(cells) + f" | {gap} | {reached} |")
+    n_ok = sum(1 for r in rows if r.get("reached") is True)
+    n_all = sum(1 for r in rows if "reached" in r)
+    foot = (f"\nTest accuracy (%), mean ± std over seeds. Teacher: spatial framelet; "
+            f"\"reached\": best distilled student (glnn, fmlp-s, fmlp-o) ≥ teacher − "
+            f"{REACH_TOLERANCE} points ({n_ok} of {n_all} runs). mlp is trained on labels only.\n")
+    return "\n".join(lines) + "\n" + foot
+
