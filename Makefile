@@ -24,5 +24,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 
+# One intra-op thread: the tests use small graphs, and torch's OpenMP pool slows down
+# by orders of magnitude when the cores are shared with other work.
 test: venv lint
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest
