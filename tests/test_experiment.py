@@ -153,3 +153,30 @@ def test_cli_run_cora_two_seeds(data_root, tmp_path, capsys):
     assert metrics["models"]["spatial"]["accuracy_mean"] > 0.6
     assert metrics["models"]["fmlp-s"]["accuracy_mean"] > 0.6
     assert torch.isfinite(torch.tensor(metrics["models"]["fmlp-o"]["accuracy"])).all()
+
+
+def test_run_with_sdrf_rewires_once_and_caches(tmp_path, monkeypatch):
+    import framekd.rewire as rewire
+
+    calls = []
+    real = rewire.sdrf
+
+    def spy(*args, **kw):
+        calls.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(rewire, "sdrf", spy)
+    cfg = _cfg(seeds=2, extra=("rewire.method=sdrf", "rewire.iterations=5", "rewire.tau=1.0"))
+    metrics = _run(tmp_path, "s", cfg)
+    assert len(calls) == 1  # one graph surgery shared by teacher, students and all seeds
+    assert calls[0]["iterations"] == 5 and calls[0]["removal_bound"] is None
+    assert metrics["rewire"]["edges_added"] == 5
+    assert metrics["rewire"]["edges_after"] == metrics["rewire"]["edges_before"] + 10
+    _run(tmp_path, "s2", cfg)
+    assert len(calls) == 1  # the rewired graph came from the cache
+
+
+def test_sdrf_without_preset_needs_settings(tmp_path):
+    cfg = _cfg(extra=("rewire.method=sdrf",))
+    with pytest.raises(ConfigError, match="no SDRF preset"):
+        _run(tmp_path, "p", cfg)
