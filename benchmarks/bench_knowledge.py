@@ -26,7 +26,6 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,14 +39,25 @@ CASES = ["cora-dense", *REAL, *RANDOM]
 GIB = 2**30
 
 
+def _status(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
 def peak_rss() -> int:
-    """Peak resident memory of this process in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident memory (VmHWM) of this process's address space, in bytes.
+
+    Not ``ru_maxrss``: that survives fork+exec, so a child would report its parent's
+    peak whenever the parent had been larger.
+    """
+    return _status("VmHWM")
 
 
 def current_rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return _status("VmRSS")
 
 
 # ----------------------------------------------------------------------------- preparation
@@ -183,6 +193,7 @@ def run_dense(path: Path) -> dict:
 
 
 def child(case: str) -> None:
+    """Run one case in this fresh process and print its result as JSON."""
     path = prepare(case)
     result = run_dense(path) if case == "cora-dense" else run_framekd(path)
     print(json.dumps(result))
@@ -230,15 +241,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.child:
         child(args.child)
         return
+    if args.prepare:
+        prepare(args.prepare)
+        return
     results = {}
     for case in args.cases.split(","):
-        prepare(case)  # outside the timed child
+        # Loading datasets happens in its own process, so neither the parent nor the
+        # measured child carries the feature matrices.
+        subprocess.run([sys.executable, __file__, "--prepare", case], check=True)
         proc = subprocess.run([sys.executable, __file__, "--child", case],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
