@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from framekd.errors import ConfigError
+from framekd.graph import check_edge_index
 
 
 def normalized_adjacency_matrix(
@@ -78,6 +79,7 @@ def dirichlet_energy(
     if adj is None:
         if edge_index is None:
             raise ConfigError("dirichlet_energy needs edge_index or adj")
+        check_edge_index(edge_index, n, where="dirichlet_energy edge_index")
         adj = normalized_adjacency_matrix(edge_index, n, dtype=torch.float64, device=h.device)
     lead = h.shape[:-2]
     stack = h.detach().to(torch.float64).reshape(-1, n, h.size(-1))
