@@ -252,6 +252,45 @@ def sparse_csr(edge_index: Tensor, weight: Tensor, num_nodes: int, dtype: torch.
         )
 
 
+class _SymmetricAddmm(torch.autograd.Function):
+    """``beta * u + alpha * P @ v`` for a symmetric sparse ``P``, with a cheap backward.
+
+    torch's generic backward of a sparse-dense product forms ``P^T`` (a CSR transpose and
+    conversion) on every call; for the symmetric operators used here (``P^T = P``) the
+    gradient is simply ``alpha * P @ grad``, which makes training several times faster.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, p: Tensor, v: Tensor, beta: float, alpha: float) -> Tensor:
+        ctx.save_for_backward(p)
+        ctx.beta, ctx.alpha = beta, alpha
+        if u is None:
+            return torch.sparse.mm(p, v).mul_(alpha) if alpha != 1.0 else torch.sparse.mm(p, v)
+        return torch.addmm(u, p, v, beta=beta, alpha=alpha)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (p,) = ctx.saved_tensors
+        grad_u = grad * ctx.beta if ctx.needs_input_grad[0] else None
+        grad_v = None
+        if ctx.needs_input_grad[2]:
+            grad_v = torch.sparse.mm(p, grad.contiguous())
+            if ctx.alpha != 1.0:
+                grad_v = grad_v.mul_(ctx.alpha)
+        return grad_u, None, grad_v, None, None
+
+
+def symmetric_matmul(
+    p: Tensor, v: Tensor, u: Tensor | None = None, *, beta: float = 1.0, alpha: float = 1.0
+) -> Tensor:
+    """``beta * u + alpha * (p @ v)`` for a **symmetric** sparse matrix ``p`` (``u`` optional).
+
+    Differentiable in ``u`` and ``v``; the backward uses ``p`` itself instead of its
+    transpose, which is only correct because ``p`` is symmetric.
+    """
+    return _SymmetricAddmm.apply(u, p, v, beta, alpha)
+
+
 def _laplacian_scipy(edge_index: Tensor, num_nodes: int):
     import scipy.sparse as sp
 
@@ -576,10 +615,10 @@ class FrameletTransform:
         acc = coef[:, 0, None, :] * u
         if self.order == 1:
             return acc
-        prev, cur = u, torch.addmm(u, self._p, u, beta=beta - 1.0, alpha=-beta)
+        prev, cur = u, symmetric_matmul(self._p, u, u, beta=beta - 1.0, alpha=-beta)
         acc.addcmul_(coef[:, 1, None, :], cur)
         for k in range(2, self.order):
-            nxt = torch.addmm(prev, self._p, cur, beta=-1.0, alpha=-2.0 * beta)
+            nxt = symmetric_matmul(self._p, cur, prev, beta=-1.0, alpha=-2.0 * beta)
             prev, cur = cur, nxt.add_(cur, alpha=2.0 * (beta - 1.0))
             acc.addcmul_(coef[:, k, None, :], cur)
         return acc

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import models as pyg_models
 
 from framekd.errors import ConfigError
-from framekd.framelets import FrameletTransform, framelet_channels
+from framekd.framelets import FrameletTransform, framelet_channels, symmetric_matmul
 from framekd.knowledge import gcn_adjacency, graph_knowledge
 
 
@@ -183,7 +183,7 @@ class EnergyPropagation:
     def __call__(self, z: Tensor) -> Tensor:
         c, n, d = z.shape
         flat = z.permute(1, 0, 2).reshape(n, c * d)
-        out = torch.sparse.mm(self.adj, flat).reshape(n, c, d).permute(1, 0, 2)
+        out = symmetric_matmul(self.adj, flat).reshape(n, c, d).permute(1, 0, 2)
         return out if self.shift is None else out + self.shift * z
 
 
