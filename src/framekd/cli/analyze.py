@@ -589,6 +589,7 @@ def _plot_depth(path: Path, rows: list[dict], name: str) -> None:
             ax.errorbar([r["depth"] for r in sel], [r[f"{model}_mean"] for r in sel],
                         yerr=[r[f"{model}_std"] for r in sel], linestyle=style, marker="o",
                         capsize=3, label=f"{model} ({'SDRF' if rewired else 'original'})")
+    ax.set_xticks(sorted({r["depth"] for r in rows}))
     ax.set_xlabel("teacher depth (layers = knowledge powers)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{name}: accuracy vs depth, with and without SDRF")
