@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from framekd.errors import ConfigError, FramekdError
+from framekd.timing import median_time
 
 #: Models timed by :func:`speed_benchmark`, teachers first.
 SPEED_MODELS = ("spatial", "gcn", "mlp", "fmlp-s", "fmlp-o")
@@ -33,31 +33,6 @@ DISTILLED = ("glnn", "fmlp-s", "fmlp-o")
 #: Tolerance of the "reached its teacher" test, in accuracy points.
 REACH_TOLERANCE = 0.5
 ACCURACY_MODELS = ("spatial", "simplified", "gcn", "mlp", "glnn", "fmlp-s", "fmlp-o")
-
-
-def median_time(
-    fn: Callable[[], Any], *, repeats: int = 100, warmup: int = 10,
-    device: torch.device | str = "cpu",
-) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` calls after ``warmup`` calls.
-
-    Runs under ``torch.no_grad()``; on CUDA every call is synchronised before the clock stops.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ConfigError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
-    cuda = torch.device(device).type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    times = []
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn()
-        sync()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _once(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:

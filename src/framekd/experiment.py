@@ -33,6 +33,7 @@ from torch_geometric.data import Data
 from framekd.config import config_hash
 from framekd.errors import CheckpointError, ConfigError
 from framekd.io import load_tensors, read_json, save_tensors, write_json, write_text
+from framekd.timing import median_time
 
 # Table order of the model rows.
 ROW_ORDER = ("spatial", "simplified", "gcn", "sage", "gat", "mlp", "glnn", "fmlp-s", "fmlp-o")
@@ -52,21 +53,6 @@ def _device(cfg: dict[str, Any]) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' requested but CUDA is not available; use device=cpu")
     return torch.device(name)
-
-
-def time_inference(fn: Callable[[], Any], *, repeats: int = 5, device: torch.device) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up, in seconds."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with torch.no_grad():
-        fn()
-        sync()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def prepare_graph(
@@ -196,7 +182,8 @@ def _train_teacher(
         model, data, split, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]),
         epochs=int(t["epochs"]), patience=int(t["patience"]), seed=seed, progress=progress,
     )
-    infer = time_inference(lambda: predict_teacher(model, data), device=data.x.device)
+    infer = median_time(lambda: predict_teacher(model, data), repeats=5, warmup=1,
+                        device=data.x.device)
     row = {"accuracy": res.test_acc, "val_accuracy": res.val_acc, "train_seconds": res.seconds,
            "inference_seconds": infer, "best_epoch": res.best_epoch}
     return model, row, res.log_probs
@@ -223,9 +210,9 @@ def _distil(
         lr=float(s["lr"]), weight_decay=float(s["weight_decay"]), epochs=int(s["epochs"]),
         patience=int(s["patience"]), batch_size=s["batch_size"], seed=seed, progress=progress,
     )
-    infer = time_inference(
+    infer = median_time(
         lambda: predict_student(student, data.x, k, batch_size=s["batch_size"]),
-        device=data.x.device,
+        repeats=5, warmup=1, device=data.x.device,
     )
     row = {"accuracy": res.test_acc, "val_accuracy": res.val_acc, "train_seconds": res.seconds,
            "inference_seconds": infer, "best_epoch": res.best_epoch}
