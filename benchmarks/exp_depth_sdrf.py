@@ -240,7 +240,8 @@ def write_results(args, datasets, depths, rows, graph_info, seconds) -> None:
         "- **SDRF:** applied once per graph, provisional presets (`framekd.rewire.sdrf_preset`,"
         " sdrf.md §3.2 source A, unverified), seed 0; teacher and students see the rewired "
         "graph.",
-        f"- **Command:** `{cmd}` (total {seconds / 60:.1f} min, including resumed runs).",
+        f"- **Command:** `{cmd}` (this pass: {seconds / 60:.1f} min; seeds finished by "
+        "earlier passes are reused, not re-run).",
         "- Other jobs shared the 2 cores; times are not benchmarks.",
         "",
         "## Accuracy",
