@@ -118,8 +118,10 @@ def _rewire(
             "settings": settings,
             "edges_added": len(rep.get("added", [])),
             "edges_removed": len(rep.get("removed", [])),
+            # edge_index entries: each undirected edge counts twice.
             "edges_before": int(data.edge_index.size(1)),
             "edges_after": int(edge_index.size(1)),
+            "edges_counted": "directed entries (each undirected edge twice)",
         }
         if path is not None:
             save_tensors(path, {"edge_index": edge_index})
