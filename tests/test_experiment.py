@@ -180,3 +180,16 @@ def test_sdrf_without_preset_needs_settings(tmp_path):
     cfg = _cfg(extra=("rewire.method=sdrf",))
     with pytest.raises(ConfigError, match="no SDRF preset"):
         _run(tmp_path, "p", cfg)
+
+
+def test_shipped_presets_are_valid_and_overridable():
+    from importlib import resources
+
+    names = [p.name[:-5] for p in resources.files("framekd.configs").iterdir()
+             if p.name.endswith(".yaml")]
+    assert "physics" in names
+    for name in names:
+        cfg = resolve(name)  # validates
+        assert cfg["dataset"] == name
+    assert resolve("physics")["student"]["batch_size"] == 4096
+    assert resolve("physics", overrides=["student.batch_size=null"])["student"]["batch_size"] is None
