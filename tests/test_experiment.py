@@ -192,4 +192,5 @@ def test_shipped_presets_are_valid_and_overridable():
         cfg = resolve(name)  # validates
         assert cfg["dataset"] == name
     assert resolve("physics")["student"]["batch_size"] == 4096
-    assert resolve("physics", overrides=["student.batch_size=null"])["student"]["batch_size"] is None
+    cfg = resolve("physics", overrides=["student.batch_size=null"])
+    assert cfg["student"]["batch_size"] is None
