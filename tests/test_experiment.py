@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -194,3 +195,16 @@ def test_shipped_presets_are_valid_and_overridable():
     assert resolve("physics")["student"]["batch_size"] == 4096
     cfg = resolve("physics", overrides=["student.batch_size=null"])
     assert cfg["student"]["batch_size"] is None
+
+
+def test_auto_knowledge_mode_picks_features_when_small():
+    from framekd.data import csbm
+    from framekd.experiment import AUTO_FEATURES_BYTES, knowledge_mode
+
+    small = csbm(num_nodes=100, num_features=8, seed=0)
+    assert knowledge_mode(_cfg(), small) == "features"
+    assert knowledge_mode(_cfg(extra=("knowledge.mode=sketch",)), small) == "sketch"
+    # 2 channels x 2 powers x N x d float32 values above the threshold -> sketch
+    n = AUTO_FEATURES_BYTES // (4 * 2 * 2 * 8) + 1
+    big = SimpleNamespace(num_nodes=n, x=torch.empty(0, 8))
+    assert knowledge_mode(_cfg(), big) == "sketch"

@@ -93,7 +93,7 @@ def speed_benchmark(
     """
     from framekd.config import resolve
     from framekd.data import load_dataset
-    from framekd.experiment import compute_knowledge
+    from framekd.experiment import compute_knowledge, knowledge_mode
 
     cfg = resolve(str(dataset), overrides=list(overrides))
     device = torch.device(str(cfg["device"]))
@@ -135,7 +135,7 @@ def speed_benchmark(
     return {
         "dataset": str(dataset), "nodes": n, "edges": int(ei.size(1)) // 2,
         "device": str(device), "threads": torch.get_num_threads(), "repeats": repeats,
-        "warmup": warmup, "query_size": query_size, "knowledge_mode": cfg["knowledge"]["mode"],
+        "warmup": warmup, "query_size": query_size, "knowledge_mode": knowledge_mode(cfg, data),
         "knowledge_shape": list(knowledge.shape), "knowledge_seconds": k_seconds,
         "lookup_ms": 1000 * lookup, "rows": rows,
     }

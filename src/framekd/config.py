@@ -30,7 +30,7 @@ from framekd.errors import ConfigError
 TEACHERS = ("spatial", "simplified", "gcn", "sage", "gat")
 STUDENTS = ("mlp", "fmlp-s", "fmlp-o")
 PROTOCOLS = ("fgkd", "geom", "public", "cpf")
-KNOWLEDGE_MODES = ("sketch", "rows", "features")
+KNOWLEDGE_MODES = ("auto", "sketch", "rows", "features")
 
 DEFAULTS: dict[str, Any] = {
     "dataset": None,
@@ -51,7 +51,9 @@ DEFAULTS: dict[str, Any] = {
     # Extra teachers trained only as comparison rows of the table (never distilled).
     "baselines": ["gcn"],
     "framelet": {"filters": "haar", "levels": 1, "scale": 2.0, "order": 8, "alpha": None},
-    "knowledge": {"mode": "sketch", "sketch_dim": 256, "seed": 0},
+    # auto: `features` (K_c^k X) when it takes at most 1 GiB, else `sketch`; see
+    # framekd.experiment.knowledge_mode and BENCHMARKS.md §3.1 for why.
+    "knowledge": {"mode": "auto", "sketch_dim": 256, "seed": 0},
     "student": {
         "names": ["mlp", "fmlp-s", "fmlp-o"],
         "hidden": 64,

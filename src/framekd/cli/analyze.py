@@ -173,7 +173,13 @@ def analyze_dataset(ctx: _Context, name: str) -> tuple[dict[str, Any], str]:
     )
     from framekd.data import cache_root
     from framekd.distill import predict_student
-    from framekd.experiment import compute_knowledge, load_trained, prepare_graph, results_table
+    from framekd.experiment import (
+        compute_knowledge,
+        knowledge_mode,
+        load_trained,
+        prepare_graph,
+        results_table,
+    )
     from framekd.framelets import framelet_channels
     from framekd.io import load_tensors
 
@@ -221,7 +227,7 @@ def analyze_dataset(ctx: _Context, name: str) -> tuple[dict[str, Any], str]:
             f"Spatial framelet teacher ({cfg['teacher']['layers']} layers, "
             f"{cfg['framelet']['filters']} filters, {cfg['framelet']['levels']} level(s)), "
             f"{len(per_seed)} seed(s), protocol `{cfg['protocol']}`, knowledge "
-            f"`{cfg['knowledge']['mode']}`. Settings overridden: "
+            f"`{knowledge_mode(cfg, data)}`. Settings overridden: "
             f"{', '.join(ctx.overrides) or 'none'}.\n",
             results_table(metrics),
             "### Dirichlet energy E(H) = tr(HᵀLH)/‖H‖²\n",

@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--students", help="comma-separated: mlp,fmlp-s,fmlp-o")
     p.add_argument("--protocol", choices=("fgkd", "geom", "public", "cpf"))
     p.add_argument("--seeds", type=int, help="number of seeds / splits (default 10)")
-    p.add_argument("--knowledge", choices=("sketch", "rows", "features"))
+    p.add_argument("--knowledge", choices=("auto", "sketch", "rows", "features"),
+                   help="graph knowledge handed to the students (default auto: features "
+                   "when they take at most 1 GiB, else sketch)")
     p.add_argument("--rewire", choices=("none", "sdrf"), help="graph surgery before training")
     p.add_argument("--device", help="cpu (default) or cuda[:i]")
     p.add_argument("--config", type=Path, help="YAML file with settings")
