@@ -435,7 +435,7 @@ def _verdicts(curves: dict[str, dict], names: Sequence[str], margin: float = 0.0
 
 def analyze_geometry(ctx: _Context, name: str, depths: Sequence[int]) -> tuple[dict, str]:
     """Curvature/spectral gap before and after SDRF; accuracy versus depth with and without."""
-    from framekd.analysis import curvature_summary
+    from framekd.analysis import curvature_summary, plot_curvature_histogram
     from framekd.data import load_dataset
     from framekd.errors import ConfigError
     from framekd.rewire import sdrf, sdrf_preset
@@ -458,8 +458,8 @@ def analyze_geometry(ctx: _Context, name: str, depths: Sequence[int]) -> tuple[d
                    tau=float(settings["tau"]), removal_bound=settings.get("removal_bound"),
                    seed=0)
     after = curvature_summary(ei, data.num_nodes)
-    _plot_curvature(ctx.out / "curvature.png", before["curvature"], after["curvature"],
-                    f"{name}: SDRF {len(rep.added)} added, {len(rep.removed)} removed")
+    plot_curvature_histogram(ctx.out / "curvature.png", before["curvature"], after["curvature"],
+                             f"{name}: SDRF {len(rep.added)} added, {len(rep.removed)} removed")
     rows = []
     for depth in depths:
         for rewired in (False, True):
@@ -565,23 +565,6 @@ def _plot_sweep_accuracy(path: Path, records: list[dict], title: str) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{title}: accuracy vs homophily")
     ax.grid(alpha=0.3)
-    ax.legend()
-    _save(fig, path)
-
-
-def _plot_curvature(path: Path, before, after, title: str) -> None:
-    import numpy as np
-
-    plt = _pyplot()
-    lo = min(before.min(initial=0.0), after.min(initial=0.0))
-    hi = max(before.max(initial=0.0), after.max(initial=0.0))
-    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(before, bins=bins, alpha=0.6, label=f"before ({before.size} edges)")
-    ax.hist(after, bins=bins, alpha=0.6, label=f"after ({after.size} edges)")
-    ax.set_xlabel("Balanced Forman curvature")
-    ax.set_ylabel("number of undirected edges")
-    ax.set_title(title)
     ax.legend()
     _save(fig, path)
 

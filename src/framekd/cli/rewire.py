@@ -61,32 +61,8 @@ def _settings(args: argparse.Namespace) -> tuple[dict, str]:
     return settings, source
 
 
-def _histogram(path: Path, before, after, title: str) -> None:
-    import matplotlib
-    import numpy as np
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from framekd.io import atomic_path
-
-    lo = min(float(before.min(initial=0.0)), float(after.min(initial=0.0)))
-    hi = max(float(before.max(initial=0.0)), float(after.max(initial=0.0)))
-    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(before, bins=bins, alpha=0.6, label=f"before ({before.size} edges)")
-    ax.hist(after, bins=bins, alpha=0.6, label=f"after ({after.size} edges)")
-    ax.set_xlabel("Balanced Forman curvature Ric(i, j)")
-    ax.set_ylabel("number of undirected edges")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
+    from framekd.analysis import plot_curvature_histogram
     from framekd.data import load_dataset, save_graph_dir
     from framekd.graph import graph_hash
     from framekd.io import save_tensors, write_json
@@ -121,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "report.json", summary)
     upper0 = (ei0[0] < ei0[1]).numpy()
     upper1 = (ei1[0] < ei1[1]).numpy()
-    _histogram(out / "curvature.png", curv0.numpy()[upper0], report.curvature.numpy()[upper1],
-               f"SDRF on {args.dataset}: {len(report.added)} added, "
-               f"{len(report.removed)} removed")
+    plot_curvature_histogram(
+        out / "curvature.png", curv0.numpy()[upper0], report.curvature.numpy()[upper1],
+        f"SDRF on {args.dataset}: {len(report.added)} added, {len(report.removed)} removed",
+    )
 
     bound = settings["removal_bound"]
     print(f"SDRF on {args.dataset} ({source}): iterations={settings['iterations']} "
