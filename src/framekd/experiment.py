@@ -140,8 +140,8 @@ def knowledge_mode(cfg: dict[str, Any], data: Data) -> str:
 
     ``auto`` picks ``features`` (propagated features K_c^k X, width d) when they take at most
     :data:`AUTO_FEATURES_BYTES`, and ``sketch`` (width ``sketch_dim``) otherwise. With the
-    same teachers, ``features`` gave the students 0.3-3.7 points more than ``sketch`` on Cora,
-    CiteSeer and Chameleon (BENCHMARKS.md §3.1), but its width grows with the features.
+    same teachers, ``features`` gave the best student 0.4-2.7 points more than ``sketch`` on
+    Cora, CiteSeer and Chameleon (BENCHMARKS.md §3.1), but its width grows with the features.
     """
     from framekd.framelets import framelet_channels
 
@@ -189,6 +189,8 @@ def _teacher_kwargs(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if name in ("spatial", "simplified"):
         kw["epsilon"] = float(t["epsilon"])
         kw.update({key: fr[key] for key in ("filters", "levels", "scale", "order")})
+        if fr.get("alpha") is not None:
+            kw["alpha"] = fr["alpha"]
     return kw
 
 
