@@ -262,6 +262,25 @@ def test_sdrf_incremental_curvature_equals_full_recomputation(seed):
     assert report.curvature_min_after == pytest.approx(float(curv.min()))
 
 
+@pytest.mark.parametrize("density,bound", [(0.2, None), (0.35, 0.2), (0.5, -0.1)])
+def test_incremental_curvature_is_exact_after_every_step(density, bound):
+    # Dense graphs with a low C+ remove often, which exercises the exact fallback
+    # when the toggled row or column held the 4-cycle maximum.
+    edges = both_directions(random_edges(24, density, 7))
+    for steps in range(1, 13):
+        out, report = sdrf(edges, 24, iterations=steps, tau=1.0, removal_bound=bound, seed=3)
+        assert torch.equal(report.curvature, balanced_forman_curvature(out, 24)[1]), steps
+        if bound is not None and steps == 12:
+            assert report.removed
+
+
+def test_sdrf_closing_a_path_into_a_triangle():
+    # After the edit every neighbour's neighbourhood lies inside B_1: no 4-cycle pairs.
+    out, report = sdrf(both_directions([(0, 1), (1, 2)]), 3, iterations=1, tau=1.0)
+    assert report.added == [(0, 2)]
+    assert torch.equal(report.curvature, torch.full((6,), 1.5, dtype=torch.float64))
+
+
 def test_sdrf_output_is_symmetric_without_self_loops_and_tracks_its_edits():
     edges = random_edges(40, 0.12, 5)
     out, report = sdrf(both_directions(edges), 40, iterations=30, tau=1.0,

@@ -74,11 +74,16 @@ _BATCH_ENTRIES = 1 << 22
 
 
 class _Graph:
-    """A mutable simple undirected graph stored as sorted directed keys ``u * N + v``."""
+    """A mutable simple undirected graph stored as sorted directed keys ``u * N + v``.
+
+    ``side`` optionally holds per-directed-edge arrays aligned with ``keys`` (the side
+    statistics of :func:`_side_stats`); :meth:`toggle` keeps them aligned.
+    """
 
     def __init__(self, keys: np.ndarray, num_nodes: int):
         self.n = num_nodes
         self.keys = keys
+        self.side: dict[str, np.ndarray] = {}
         self._refresh()
 
     def _refresh(self) -> None:
@@ -99,7 +104,13 @@ class _Graph:
         new = np.array(sorted((u * self.n + v, v * self.n + u)), dtype=np.int64)
         pos = np.searchsorted(self.keys, new)
         self.keys = np.insert(self.keys, pos, new) if add else np.delete(self.keys, pos)
+        for name, arr in self.side.items():
+            self.side[name] = np.insert(arr, pos, 0) if add else np.delete(arr, pos)
         self._refresh()
+
+    def positions(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Positions of the existing directed edges ``src -> dst`` in ``keys``."""
+        return np.searchsorted(self.keys, src * self.n + dst)
 
     def edge_index(self) -> Tensor:
         return torch.from_numpy(np.stack([self.keys // self.n, self.keys % self.n]))
@@ -477,30 +488,6 @@ class _CurvatureHeaps:
         return None if top is None else (-top[0], top[1], top[2])
 
 
-def _affected(g: _Graph, u: int, v: int, nu: np.ndarray, nv: np.ndarray):
-    r"""Undirected edges whose curvature can change when ``{u, v}`` is toggled (§5.2).
-
-    Edges at ``u`` or ``v``, and edges ``i ~ j`` with ``i ∈ S_1(u)``, ``j ∈ S_1(v)``
-    (the edit closes or opens the 4-cycle ``u-i-j-v``). ``nu``, ``nv`` are the union of
-    the neighbourhoods before and after the edit.
-    """
-    a = [np.stack([np.full(nu.size, u), nu]), np.stack([np.full(nv.size, v), nv])]
-    lens = g.deg[nu]
-    ent_i = np.repeat(nu, lens)
-    ent_j = g.indices[_ranges(g.indptr[nu], lens)]
-    in_v = np.zeros(g.n, dtype=bool)
-    in_v[nv] = True
-    hit = in_v[ent_j]
-    a.append(np.stack([ent_i[hit], ent_j[hit]]))
-    e = np.concatenate(a, axis=1)
-    e = np.sort(e, axis=0)
-    keys = np.unique(e[0] * g.n + e[1])
-    src, dst = keys // g.n, keys % g.n
-    # Keep existing edges only (the toggled pair itself when it was removed).
-    exists = np.isin(src * g.n + dst, g.keys, assume_unique=True)
-    return src[exists], dst[exists]
-
-
 def _check_sdrf_args(iterations, tau, removal_bound, seed) -> None:
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
         raise ConfigError(f"sdrf iterations must be an integer >= 0, got {iterations!r}")
@@ -588,8 +575,10 @@ def sdrf(
                         None if removal_bound is None else float(removal_bound), int(seed))
     report.edges_before = g.keys.size // 2
     src, dst = g.keys // g.n, g.keys % g.n
+    t, sq, rmax = _side_stats(g, src, dst)
+    g.side = {"t": t, "sq": sq, "rmax": rmax}
     upper = src < dst
-    ric = _curvature_of(g, src[upper], dst[upper])
+    ric = _ric_from_side(g, src[upper], dst[upper])
     if ric.size:
         report.curvature_min_before = float(ric.min())
         report.curvature_mean_before = float(ric.mean())
@@ -647,14 +636,160 @@ def sdrf(
 
 
 def _edit(g: _Graph, heaps: _CurvatureHeaps, u: int, v: int, *, add: bool) -> None:
-    nu_before, nv_before = g.nbrs(u).copy(), g.nbrs(v).copy()
+    r"""Toggle ``{u, v}`` and bring the side statistics and heaps up to date (§5.2).
+
+    Edges at ``u`` or ``v`` are recomputed. For any other edge :math:`i \sim j` only
+    its 4-cycle matrix :math:`M = A[S_1(i) \setminus B_1(j), S_1(j) \setminus
+    B_1(i)]` can change, and only in the entry :math:`(u, v)`, when
+    :math:`u \in S_1(i) \setminus B_1(j)` and :math:`v \in S_1(j) \setminus B_1(i)`
+    (:func:`_toggle_cycle_entry`).
+    """
     g.toggle(u, v, add)
-    nu = np.union1d(nu_before, g.nbrs(u))
-    nv = np.union1d(nv_before, g.nbrs(v))
     if not add:
         heaps.discard(min(u, v), max(u, v))
-    a, b = _affected(g, u, v, nu, nv)
-    heaps.set(a, b, _curvature_of(g, a, b))
+    nu, nv = g.nbrs(u), g.nbrs(v)
+    _recompute_star(g, u)
+    _recompute_star(g, v)
+    a = np.concatenate([np.full(nu.size, u), np.full(nv.size, v)])
+    b = np.concatenate([nu, nv])
+    keys = np.unique(np.minimum(a, b) * g.n + np.maximum(a, b))
+    at_lo, at_hi = keys // g.n, keys % g.n
+    mid_lo, mid_hi = _toggle_cycle_entry(g, u, v, add)
+    lo, hi = np.concatenate([at_lo, mid_lo]), np.concatenate([at_hi, mid_hi])
+    heaps.set(lo, hi, _ric_from_side(g, lo, hi))
+
+
+def _ric_from_side(g: _Graph, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Curvature of the undirected edges ``u[e] ~ v[e]`` from ``g.side``."""
+    fwd, bwd = g.positions(u, v), g.positions(v, u)
+    t, sq, rmax = g.side["t"], g.side["sq"], g.side["rmax"]
+    return _ric(g.deg[u], g.deg[v], t[fwd], sq[fwd], sq[bwd],
+                np.maximum(rmax[fwd], rmax[bwd]))
+
+
+def _recompute_sides(g: _Graph, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Exact side statistics of both directions of the edges ``lo[e] ~ hi[e]``."""
+    src, dst = np.concatenate([lo, hi]), np.concatenate([hi, lo])
+    _write_side(g, src, dst, _side_stats(g, src, dst))
+
+
+def _recompute_star(g: _Graph, u: int) -> None:
+    r"""Exact side statistics of both directions of every edge at ``u``.
+
+    ``u -> w`` comes from :func:`_side_stats` with the single centre ``u``. The
+    reverse sides ``w -> u`` would need every ``w`` as a centre; instead, their row
+    sums are the column sums of the same 4-cycle matrix: for
+    :math:`x \in S_1(w) \setminus B_1(u)`,
+    :math:`c_x = |S_1(x) \cap S_1(u)| - 1 - |S_1(x) \cap S_1(u) \cap S_1(w)|`
+    (the 1 is ``w`` itself).
+    """
+    nu = g.nbrs(u).copy()
+    if nu.size == 0:
+        return
+    src = np.full(nu.size, u)
+    _write_side(g, src, nu, _side_stats(g, src, nu))
+    in_b1 = np.zeros(g.n, dtype=bool)
+    in_b1[nu] = True
+    in_b1[u] = True
+    lens = g.deg[nu]
+    pw = np.repeat(np.arange(nu.size), lens)
+    px = g.indices[_ranges(g.indptr[nu], lens)]
+    deg_u = np.bincount(px, minlength=g.n)
+    out = ~in_b1[px]
+    pw, px = pw[out], px[out]
+    c = deg_u[px] - 1 - _common_in(g, px, nu[pw], nu)
+    sq = np.bincount(pw[c > 0], minlength=nu.size)
+    rmax = np.zeros(nu.size, dtype=np.int64)
+    np.maximum.at(rmax, pw, c)
+    t = g.side["t"][g.positions(src, nu)]
+    _write_side(g, nu, src, (t, sq, rmax))
+
+
+def _write_side(g: _Graph, src: np.ndarray, dst: np.ndarray, stats) -> None:
+    pos = g.positions(src, dst)
+    g.side["t"][pos], g.side["sq"][pos], g.side["rmax"][pos] = stats
+
+
+def _toggle_cycle_entry(g: _Graph, u: int, v: int, add: bool):
+    r"""Update the edges whose 4-cycle matrix gained or lost the entry ``(u, v)``.
+
+    These are the edges :math:`i \sim j`, :math:`i \in I = S_1(u) \setminus B_1(v)`,
+    :math:`j \in J = S_1(v) \setminus B_1(u)` (on the edited graph). Row ``u`` of
+    their matrix now sums to :math:`r = |S_1(u) \cap S_1(j)| - 1 - |S_1(u) \cap
+    S_1(j) \cap S_1(i)|` (the 1 is ``i`` itself) and column ``v`` to ``c`` likewise,
+    so the row/column counts move by one where ``r``/``c`` crossed zero and the
+    maximum grows to ``r``/``c`` on an addition. After a removal, an edge whose
+    maximum was held by the toggled row or column is recomputed exactly.
+
+    Returns the edges ``(lo, hi)`` whose statistics changed.
+    """
+    nu, nv = g.nbrs(u), g.nbrs(v)
+    in_u = np.zeros(g.n, dtype=bool)
+    in_u[nu] = True
+    in_v = np.zeros(g.n, dtype=bool)
+    in_v[nv] = True
+    in_j = np.zeros(g.n, dtype=bool)
+    in_j[nv[~in_u[nv] & (nv != u)]] = True
+    left = nu[~in_v[nu] & (nu != v)]
+    lens = g.deg[left]
+    pi = np.repeat(left, lens)
+    pj = g.indices[_ranges(g.indptr[left], lens)]
+    hit = in_j[pj]
+    pi, pj = pi[hit], pj[hit]
+    empty = np.zeros(0, dtype=np.int64)
+    if pi.size == 0:
+        return empty, empty
+    r = _count_in(g, pj, in_u) - 1 - _common_in(g, pi, pj, nu)
+    c = _count_in(g, pi, in_v) - 1 - _common_in(g, pj, pi, nv)
+    fwd, bwd = g.positions(pi, pj), g.positions(pj, pi)
+    sq, rmax = g.side["sq"], g.side["rmax"]
+    before = (sq[fwd], sq[bwd], np.maximum(rmax[fwd], rmax[bwd]))
+    if add:
+        sq[fwd] += r == 1
+        sq[bwd] += c == 1
+        rmax[fwd] = np.maximum(rmax[fwd], r)
+        rmax[bwd] = np.maximum(rmax[bwd], c)
+    else:
+        sq[fwd] -= r == 0
+        sq[bwd] -= c == 0
+        redo = (rmax[fwd] == r + 1) | (rmax[bwd] == c + 1)
+        _recompute_sides(g, pi[redo], pj[redo])
+    changed = ((sq[fwd] != before[0]) | (sq[bwd] != before[1])
+               | (np.maximum(rmax[fwd], rmax[bwd]) != before[2]))
+    pi, pj = pi[changed], pj[changed]
+    return np.minimum(pi, pj), np.maximum(pi, pj)
+
+
+def _count_in(g: _Graph, nodes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``|S_1(x) ∩ mask|`` for every ``x`` in ``nodes``."""
+    uniq, inv = np.unique(nodes, return_inverse=True)
+    lens = g.deg[uniq]
+    ent = g.indices[_ranges(g.indptr[uniq], lens)]
+    cnt = np.bincount(np.repeat(np.arange(uniq.size), lens), weights=mask[ent],
+                      minlength=uniq.size)
+    return cnt.astype(np.int64)[inv]
+
+
+def _common_in(g: _Graph, a: np.ndarray, b: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``|S_1(a[e]) ∩ S_1(b[e]) ∩ cols|`` per pair, by one sparse product."""
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    ua, ia = np.unique(a, return_inverse=True)
+    ub, ib = np.unique(b, return_inverse=True)
+    prod = (_sparse_block(g, ua, cols) @ _sparse_block(g, ub, cols).T).tocsr()
+    return np.asarray(prod[ia, ib]).ravel().astype(np.int64)
+
+
+def _sparse_block(g: _Graph, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+    """Sparse adjacency block ``A[rows, cols]``."""
+    pos = np.full(g.n, -1, dtype=np.int64)
+    pos[cols] = np.arange(cols.size)
+    lens = g.deg[rows]
+    ent_row = np.repeat(np.arange(rows.size), lens)
+    ent_col = pos[g.indices[_ranges(g.indptr[rows], lens)]]
+    hit = ent_col >= 0
+    return sp.csr_matrix((np.ones(int(hit.sum())), (ent_row[hit], ent_col[hit])),
+                         shape=(rows.size, cols.size))
 
 
 def _final_curvature(g: _Graph, heaps: _CurvatureHeaps) -> Tensor:
