@@ -178,8 +178,7 @@ def _side_stats(g: _Graph, src: np.ndarray, dst: np.ndarray):
                           minlength=centres.size).astype(np.int64)
     n_tgt = np.diff(np.append(first, p))
     cost = nbr_deg + cdeg * n_tgt
-    # The batch's [centres, N] membership table is capped at _BATCH_ENTRIES bytes too.
-    bounds = _batch_bounds(cost, _BATCH_ENTRIES, max(1, _BATCH_ENTRIES // n))
+    bounds = _batch_bounds(cost, _BATCH_ENTRIES)
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         plo, phi = first[lo], (first[hi] if hi < centres.size else p)
         stats = _side_stats_batch(
@@ -190,13 +189,11 @@ def _side_stats(g: _Graph, src: np.ndarray, dst: np.ndarray):
     return t_out, sq_out, gam_out
 
 
-def _batch_bounds(cost: np.ndarray, budget: int, max_items: int) -> np.ndarray:
-    """Split consecutive items into runs of summed cost about ``budget``, at most
-    ``max_items`` long."""
+def _batch_bounds(cost: np.ndarray, budget: int) -> np.ndarray:
+    """Split consecutive items into runs of summed cost about ``budget``."""
     cum = np.cumsum(cost)
     cuts = np.searchsorted(cum, np.arange(budget, int(cum[-1]), budget), side="right")
-    every = np.arange(max_items, cost.size, max_items)
-    return np.unique(np.concatenate([[0], cuts, every, [cost.size]]))
+    return np.unique(np.concatenate([[0], cuts, [cost.size]]))
 
 
 def _side_stats_batch(n, deg, indptr, indices, centres, src, dst):
@@ -206,24 +203,33 @@ def _side_stats_batch(n, deg, indptr, indices, centres, src, dst):
     row_slot = np.repeat(np.arange(b, dtype=np.int64), cdeg)
     row_k = indices[_ranges(indptr[centres], cdeg)]
     rows = row_k.size
-    # B_1 membership of every centre, as a dense [b, N] table (b is small per batch).
-    member = np.zeros((b, n), dtype=bool)
-    member[row_slot, row_k] = True
-    member[np.arange(b), centres] = True
     # Expand every row (s, k) over w in S_1(k).
     kd = deg[row_k]
     ent_row = np.repeat(np.arange(rows, dtype=np.int64), kd)
     ent_w = indices[_ranges(indptr[row_k], kd)]
-    inside = member[row_slot[ent_row], ent_w]
+    ent_key = row_slot[ent_row] * n + ent_w
+    # Is w in B_1(centre)? A dense [b, N] table when small, else sorted keys (on large
+    # graphs a table would force tiny batches and a Python loop of O(N^2) iterations).
+    if b * n <= _BATCH_ENTRIES:
+        member = np.zeros((b, n), dtype=bool)
+        member[row_slot, row_k] = True
+        member[np.arange(b), centres] = True
+        inside = member.ravel()[ent_key]
+    else:
+        ball = np.sort(np.concatenate([row_slot * n + row_k, np.arange(b) * n + centres]))
+        pos = np.searchsorted(ball, ent_key).clip(max=ball.size - 1)
+        inside = ball[pos] == ent_key
     tri = inside & (ent_w != centres[row_slot[ent_row]])
     # Row (s, j) as a target: t = |S_1(i) ∩ S_1(j)| = entries of row j that are neighbours of i.
     t_row = np.bincount(ent_row[tri], minlength=rows)
     out = ~inside
-    q = sp.csr_matrix(
-        (np.ones(int(out.sum()), dtype=np.float64), (ent_row[out],
-         row_slot[ent_row[out]] * n + ent_w[out])),
-        shape=(rows, b * n),
-    )
+    cols, width = ent_key[out], b * n
+    if width > _BATCH_ENTRIES:
+        # Number the (centre, w) columns densely so the sparse product stays small.
+        uniq, cols = np.unique(cols, return_inverse=True)
+        width = uniq.size
+    q = sp.csr_matrix((np.ones(cols.size, dtype=np.float64), (ent_row[out], cols)),
+                      shape=(rows, width))
     # Target rows: the requested pairs (centre, j) located among the rows.
     slot_of = np.searchsorted(centres, src)
     row_keys = row_slot * n + row_k
