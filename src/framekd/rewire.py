@@ -31,7 +31,9 @@ reference code computes (see ``docs/research/sdrf.md``).
 :math:`l \in B_1(y)`, with probability :math:`\propto \exp(\tau\,\Delta_{kl})`
 where :math:`\Delta_{kl}` is the exact gain in :math:`\mathrm{Ric}(x,y)`, then
 removes the most positively curved edge if its curvature exceeds :math:`C^+`.
-After each edit only the curvatures of edges near the edit are recomputed.
+Every edge keeps the counts its curvature is made of (triangles, 4-cycle rows,
+their maximum, per direction); after an edit only the counts that can change are
+updated, most of them by one (:func:`_edit`).
 """
 
 from __future__ import annotations
@@ -550,9 +552,10 @@ def sdrf(
        :math:`\mathrm{Ric}` (ties to the smallest pair) if it exceeds
        ``removal_bound`` (``None`` never removes).
 
-    Only edges near an edit can change curvature (at the edit's endpoints, or
-    joining a neighbour of one endpoint to a neighbour of the other); those are
-    recomputed and kept in two lazily-invalidated heaps. The run stops after
+    Only edges near an edit can change curvature: edges at its endpoints, which are
+    recomputed, and edges joining a neighbour of one endpoint to a neighbour of the
+    other, whose 4-cycle counts move by at most one and are updated in place. The
+    curvatures live in two lazily-invalidated heaps. The run stops after
     ``iterations`` or when nothing can be added and nothing removed.
 
     Args:
