@@ -296,15 +296,7 @@ def balanced_forman_curvature(edge_index: Tensor, num_nodes: int) -> tuple[Tenso
 
 def _block(g: _Graph, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Dense boolean adjacency block ``A[rows, cols]`` (local to one edge, never N x N)."""
-    pos = np.full(g.n, -1, dtype=np.int64)
-    pos[cols] = np.arange(cols.size)
-    lens = g.deg[rows]
-    ent_row = np.repeat(np.arange(rows.size), lens)
-    ent_col = pos[g.indices[_ranges(g.indptr[rows], lens)]]
-    out = np.zeros((rows.size, cols.size), dtype=bool)
-    hit = ent_col >= 0
-    out[ent_row[hit], ent_col[hit]] = True
-    return out
+    return _sparse_block(g, rows, cols).toarray() > 0
 
 
 def _candidates(g: _Graph, x: int, y: int) -> tuple[np.ndarray, np.ndarray, float]:
