@@ -320,33 +320,3 @@ def curvature_summary(edge_index: Tensor, num_nodes: int) -> dict[str, Any]:
 
 def _f(value: Tensor | float) -> float:
     return float(value)
-
-
-def plot_curvature_histogram(path, before, after, title: str) -> None:
-    """Write a PNG histogram of edge curvature before and after rewiring (atomic write).
-
-    ``before`` and ``after`` are NumPy arrays with one Balanced Forman curvature per
-    undirected edge.
-    """
-    import matplotlib
-    import numpy as np
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from framekd.io import atomic_path
-
-    lo = min(float(before.min(initial=0.0)), float(after.min(initial=0.0)))
-    hi = max(float(before.max(initial=0.0)), float(after.max(initial=0.0)))
-    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(before, bins=bins, alpha=0.6, label=f"before ({before.size} edges)")
-    ax.hist(after, bins=bins, alpha=0.6, label=f"after ({after.size} edges)")
-    ax.set_xlabel("Balanced Forman curvature Ric(i, j)")
-    ax.set_ylabel("number of undirected edges")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

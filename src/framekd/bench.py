@@ -199,40 +199,6 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequenc
     write_text(path, buf.getvalue())
 
 
-def speed_plot(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
-    """Log-scale grouped bar chart: full-graph and query time per model and dataset."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from framekd.io import atomic_path
-
-    models = list(dict.fromkeys(r["model"] for res in results for r in res["rows"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    width = 0.8 / max(len(models), 1)
-    pos = np.arange(len(results))
-    for ax, key, title in ((axes[0], "full_ms", "full-graph inference"),
-                           (axes[1], "query_ms", f"{results[0]['query_size']}-node query")):
-        for m, name in enumerate(models):
-            vals = [next((r[key] for r in res["rows"] if r["model"] == name), np.nan)
-                    for res in results]
-            ax.bar(pos + (m - (len(models) - 1) / 2) * width, vals, width, label=name)
-        ax.set_yscale("log")
-        ax.set_xticks(pos, [res["dataset"] for res in results], rotation=20)
-        ax.set_title(title)
-        ax.set_xlabel("dataset")
-        ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0].set_ylabel("median time (ms, log scale)")
-    axes[1].legend(fontsize=8)
-    fig.suptitle(f"inference time, {results[0]['device']}, {results[0]['threads']} thread(s)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-
-
 @dataclass(frozen=True)
 class AccuracyJob:
     """One cell group of the accuracy table: a dataset under a protocol, optionally rewired."""

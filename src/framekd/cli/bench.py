@@ -69,12 +69,12 @@ def handle_speed(args: argparse.Namespace) -> int:
         SPEED_COLUMNS,
         speed_benchmark,
         speed_markdown,
-        speed_plot,
         speed_rows,
         write_csv,
     )
     from framekd.errors import ConfigError
     from framekd.io import write_json, write_text
+    from framekd.plots import speed_plot
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.repeats < 1:

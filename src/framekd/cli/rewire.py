@@ -62,10 +62,10 @@ def _settings(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from framekd.analysis import plot_curvature_histogram
     from framekd.data import load_dataset, save_graph_dir
     from framekd.graph import graph_hash
     from framekd.io import save_tensors, write_json
+    from framekd.plots import plot_curvature_histogram
     from framekd.rewire import balanced_forman_curvature, sdrf, spectral_gap
 
     settings, source = _settings(args)
