@@ -166,6 +166,22 @@ def test_teacher_energies_per_layer_and_channel(small_graph):
             assert 0.0 <= ch["contribution"] <= 2.0 and 0.0 <= ch["coefficients"] <= 2.0
 
 
+def test_teacher_energies_with_sparse_features(small_graph):
+    gen = torch.Generator().manual_seed(0)
+    data = small_graph.clone()
+    data.x = (torch.rand(data.num_nodes, 400, generator=gen) < 0.02).float()
+    torch.manual_seed(0)
+    sparse = build_teacher("spatial", 400, 3, hidden_channels=6)
+    dense = build_teacher("spatial", 400, 3, hidden_channels=6, sparse_input=0.0)
+    dense.load_state_dict(sparse.state_dict())
+    got, want = teacher_energies(sparse, data), teacher_energies(dense, data)
+    first, expected = got["layers"][0]["channels"], want["layers"][0]["channels"]
+    for a, b in zip(first, expected, strict=True):
+        assert a["coefficients"] == pytest.approx(b["coefficients"], rel=1e-5)
+        assert a["contribution"] == pytest.approx(b["contribution"], rel=1e-5)
+    assert got["logits"] == pytest.approx(want["logits"], rel=1e-5)
+
+
 def test_student_energies_are_those_of_the_encodings(small_graph):
     n = small_graph.num_nodes
     k = _knowledge(2, 2, n, 5, 3)

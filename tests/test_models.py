@@ -18,6 +18,7 @@ from framekd.models import (
     MLP,
     GraphSAGE,
     SimplifiedFramelet,
+    SparseInput,
     SpatialFramelet,
     StudentOutput,
     build_student,
@@ -167,6 +168,50 @@ def test_pyg_teachers_share_the_interface(name, cls):
     out = model(x, edge_index)
     assert out.shape == (n, 4)
     model.reset_parameters()
+
+
+def bag_of_words(n: int, d: int, density: float, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, d, generator=gen) < density).float()
+
+
+def test_sparse_input_converts_only_mostly_zero_features():
+    sparse_x, dense_x = bag_of_words(30, 200, 0.02), bag_of_words(30, 200, 0.5)
+    convert = SparseInput(0.05)
+    out = convert(sparse_x)
+    assert out.layout == torch.sparse_coo
+    torch.testing.assert_close(out.to_dense(), sparse_x, rtol=0, atol=0)
+    assert convert(sparse_x) is out  # built once per tensor
+    sparse_x[0, 0] = 7.0  # an in-place edit is seen
+    assert convert(sparse_x).to_dense()[0, 0] == 7.0
+    assert convert(dense_x) is dense_x
+    assert SparseInput(0.0)(sparse_x) is sparse_x
+    grad_x = sparse_x.clone().requires_grad_()
+    assert convert(grad_x) is grad_x
+    with pytest.raises(ConfigError, match="density"):
+        SparseInput(1.5)
+
+
+@pytest.mark.parametrize("name", ["spatial", "gcn"])
+def test_sparse_input_gives_the_dense_logits_and_gradients(name):
+    n, d = 40, 300
+    edge_index = ring_graph(n, chords=30)
+    x = bag_of_words(n, d, 0.03, seed=1)
+    torch.manual_seed(0)
+    sparse = build_teacher(name, d, 4, hidden_channels=16, dropout=0.0)
+    dense = build_teacher(name, d, 4, hidden_channels=16, dropout=0.0, sparse_input=0.0)
+    dense.load_state_dict(sparse.state_dict())
+    outs, grads = [], []
+    for model in (sparse, dense):
+        out = model(x, edge_index)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad for p in model.parameters()])
+    first = dict(sparse.named_parameters())
+    assert first[next(iter(first))].grad is not None
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_build_teacher_rejects_bad_names_and_options():

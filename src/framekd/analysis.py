@@ -130,7 +130,7 @@ def teacher_energies(model: nn.Module, data: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"layer": idx, "output": _f(dirichlet_energy(out, adj=adj))}
         if isinstance(conv, SpatialFrameletConv):
             h, transform, propagate = inputs[0], inputs[1], inputs[2]
-            coef = transform.apply_each(torch.einsum("nd,cde->cne", h, conv.weight))
+            coef = transform.apply_each(conv.project(h))
             contrib = transform.apply_each(F.relu(propagate(coef)))
             e_coef = dirichlet_energy(coef, adj=adj)
             e_contrib = dirichlet_energy(contrib, adj=adj)

@@ -26,6 +26,48 @@ from framekd.errors import ConfigError
 from framekd.framelets import FrameletTransform, framelet_channels, symmetric_matmul
 from framekd.knowledge import gcn_adjacency, graph_knowledge
 
+#: Input features with at most this fraction of non-zeros are multiplied as a sparse matrix.
+SPARSE_INPUT_DENSITY = 0.05
+
+
+class SparseInput:
+    r"""The input features as a sparse (COO) matrix when they are mostly zeros.
+
+    The first layer's product :math:`X\Theta` costs :math:`N\,d_{in}\,d_{out}` operations
+    dense and :math:`\mathrm{nnz}(X)\,d_{out}` sparse. Bag-of-words features are mostly zeros
+    (Coauthor Physics holds 0.39 % non-zeros, CS 0.88 %; Amazon Photo 35 %, Cora 1.3 %), so a
+    teacher bound to one graph keeps a sparse copy of its features next to its graph operators.
+    The products agree with the dense ones up to float rounding.
+
+    ``x`` is converted when at most ``max_density`` of its entries are non-zero (``0`` turns
+    the conversion off); anything that is not a dense 2-D tensor, or that needs gradients, is
+    returned as it is. The copy is reused while the same tensor, unmodified, comes back.
+    """
+
+    def __init__(self, max_density: float = SPARSE_INPUT_DENSITY) -> None:
+        if not 0.0 <= float(max_density) <= 1.0:
+            raise ConfigError(f"sparse_input must be a density in [0, 1], got {max_density!r}")
+        self.max_density = float(max_density)
+        self._of: Tensor | None = None
+        self._version = -1
+        self._value: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if (
+            self.max_density == 0.0
+            or x.layout != torch.strided
+            or x.dim() != 2
+            or x.numel() == 0
+            or x.requires_grad
+        ):
+            return x
+        if self._of is x and self._version == x._version:
+            return self._value
+        density = int(torch.count_nonzero(x)) / x.numel()
+        value = x.to_sparse() if density <= self.max_density else x
+        self._of, self._version, self._value = x, x._version, value
+        return value
+
 
 def _framelet_kwargs(
     filters: str,
@@ -143,10 +185,21 @@ class SpatialFrameletConv(nn.Module):
             nn.init.xavier_uniform_(theta)
         nn.init.zeros_(self.bias)
 
+    def project(self, h: Tensor) -> Tensor:
+        r"""The products :math:`H\Theta_c` of every channel, ``[C, N, d_out]``.
+
+        ``h`` may be a sparse COO matrix (see :class:`SparseInput`): then one sparse product
+        with the channels' weights side by side, :math:`H\,[\Theta_1 \cdots \Theta_C]`.
+        """
+        if h.layout == torch.strided:
+            return torch.einsum("nd,cde->cne", h, self.weight)
+        c, d, e = self.weight.shape
+        flat = torch.sparse.mm(h, self.weight.permute(1, 0, 2).reshape(d, c * e))
+        return flat.reshape(-1, c, e).permute(1, 0, 2)
+
     def forward(self, h: Tensor, transform: Any, propagate: Callable[[Tensor], Tensor]) -> Tensor:
         # H Θ_c first: cheaper than W_c H when d_out < d_in, and W_c is linear.
-        hw = torch.einsum("nd,cde->cne", h, self.weight)
-        z = propagate(transform.apply_each(hw))
+        z = propagate(transform.apply_each(self.project(h)))
         return transform.reconstruct(F.relu(z)) + self.bias
 
     def extra_repr(self) -> str:
@@ -198,7 +251,8 @@ class SpatialFramelet(_FrameletTeacher):
 
     The framelet transform is built from ``edge_index`` on the first call with the framelet
     options given here (or pass a prebuilt ``transform=``) and cached with the normalised
-    adjacency. Returns logits ``[N, out_channels]``.
+    adjacency. Features with at most ``sparse_input`` non-zeros enter the first layer as a
+    sparse matrix (:class:`SparseInput`). Returns logits ``[N, out_channels]``.
     """
 
     def __init__(
@@ -218,6 +272,7 @@ class SpatialFramelet(_FrameletTeacher):
         method: str = "chebyshev",
         lambda_max: float | str | None = None,
         alpha: float | None = None,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -237,6 +292,7 @@ class SpatialFramelet(_FrameletTeacher):
         pairs = zip(dims[:-1], dims[1:], strict=True)
         self.convs = nn.ModuleList(SpatialFrameletConv(a, b, self.num_channels) for a, b in pairs)
         self._propagate: EnergyPropagation | None = None
+        self._sparse_input = SparseInput(sparse_input)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:
@@ -257,7 +313,7 @@ class SpatialFramelet(_FrameletTeacher):
                 device=x.device,
             )
         transform = self._transform
-        h = x
+        h = self._sparse_input(x)
         for i, conv in enumerate(self.convs):
             if i > 0:
                 h = F.dropout(h, p=self.dropout, training=self.training)
@@ -350,7 +406,11 @@ class SimplifiedFramelet(_FrameletTeacher):
 
 
 class GCN(pyg_models.GCN):
-    """PyG :class:`~torch_geometric.nn.models.GCN` with the framekd teacher signature."""
+    """PyG :class:`~torch_geometric.nn.models.GCN` with the framekd teacher signature.
+
+    Features with at most ``sparse_input`` non-zeros enter the first layer as a sparse matrix
+    (:class:`SparseInput`); the other options go to PyG.
+    """
 
     def __init__(
         self,
@@ -359,6 +419,7 @@ class GCN(pyg_models.GCN):
         out_channels: int,
         num_layers: int = 2,
         dropout: float = 0.5,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -369,9 +430,10 @@ class GCN(pyg_models.GCN):
             dropout=dropout,
             **kwargs,
         )
+        self._sparse_input = SparseInput(sparse_input)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x, edge_index)
+        return super().forward(self._sparse_input(x), edge_index)
 
 
 class GraphSAGE(pyg_models.GraphSAGE):
