@@ -342,3 +342,23 @@ def test_students_accept_every_knowledge_mode(mode):
         model = build_student(name, d, 3, knowledge_shape=kn.shape, hidden_channels=8)
         out = model(x[batch], kn[:, :, batch])
         assert out.logits.shape == (4, 3)
+
+
+@pytest.mark.parametrize("name", ["mlp", "fmlp-s", "fmlp-o"])
+def test_students_with_sparse_input_match_dense(name):
+    b, d = 20, 300
+    x = bag_of_words(b, d, 0.03, seed=2)
+    k, _ = knowledge_batch(c=2, k=2, b=b, width=9)
+    torch.manual_seed(0)
+    shape = tuple(k.shape)
+    sparse = build_student(name, d, 3, knowledge_shape=shape, dropout=0.0)
+    dense = build_student(name, d, 3, knowledge_shape=shape, dropout=0.0, sparse_input=0.0)
+    dense.load_state_dict(sparse.state_dict())
+    outs = []
+    for model in (sparse, dense):
+        out = model(x, k).logits
+        out.square().sum().backward()
+        outs.append(out.detach())
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for p, q in zip(sparse.parameters(), dense.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4)

@@ -4,6 +4,7 @@ Teachers: ``model(x, edge_index) -> logits``. Students:
 ``student(x, knowledge) -> StudentOutput(logits, gates)``. Both return unnormalised scores.
 """
 
+from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
 from framekd.models.students import FMLPO, FMLPS, MLP, STUDENTS, StudentOutput, build_student
 from framekd.models.teachers import (
     GAT,
@@ -12,13 +13,13 @@ from framekd.models.teachers import (
     EnergyPropagation,
     GraphSAGE,
     SimplifiedFramelet,
-    SparseInput,
     SpatialFramelet,
     SpatialFrameletConv,
     build_teacher,
 )
 
 __all__ = [
+    "SPARSE_INPUT_DENSITY",
     "FMLPO",
     "FMLPS",
     "GAT",

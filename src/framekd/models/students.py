@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from framekd.errors import ConfigError
+from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
 
 
 class StudentOutput(NamedTuple):
@@ -39,6 +40,8 @@ class MLP(nn.Module):
 
     ``num_layers`` linear layers with ReLU and dropout in between:
     :math:`\mathrm{Lin} \to \mathrm{ReLU} \to \mathrm{Dropout} \to \dots \to \mathrm{Lin}`.
+    Features with at most ``sparse_input`` non-zeros enter the first layer as a sparse matrix
+    (:class:`~framekd.models.SparseInput`).
     """
 
     def __init__(
@@ -48,10 +51,12 @@ class MLP(nn.Module):
         out_channels: int,
         num_layers: int = 2,
         dropout: float = 0.0,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ConfigError(f"MLP needs num_layers >= 1, got {num_layers}")
+        self._sparse_input = SparseInput(sparse_input)
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.dropout = float(dropout)
@@ -61,7 +66,7 @@ class MLP(nn.Module):
             lin.reset_parameters()
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
-        h = x
+        h = self._sparse_input(x)
         for i, lin in enumerate(self.lins):
             if i > 0:
                 h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
@@ -108,6 +113,8 @@ class FMLPS(nn.Module):
     :math:`\mathrm{Cls}_x` are shared. The encoders are linear, as specified; dropout
     (``dropout``) is applied to the encodings during training. A large :math:`\alpha_c` means
     the node leans on its features rather than on channel :math:`c`'s knowledge.
+    Features with at most ``sparse_input`` non-zeros enter the first layer as a sparse matrix
+    (:class:`~framekd.models.SparseInput`).
     """
 
     def __init__(
@@ -118,8 +125,10 @@ class FMLPS(nn.Module):
         knowledge_channels: int,
         knowledge_width: int,
         dropout: float = 0.0,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
         super().__init__()
+        self._sparse_input = SparseInput(sparse_input)
         self.knowledge_channels = int(knowledge_channels)
         self.knowledge_width = int(knowledge_width)
         self.dropout = float(dropout)
@@ -138,7 +147,8 @@ class FMLPS(nn.Module):
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         _check_knowledge(knowledge, x, self.knowledge_channels, None, self.knowledge_width, "FMLPS")
         z = knowledge[:, -1]
-        u_x = F.dropout(self.feature_encoder(x), p=self.dropout, training=self.training)
+        u_x = self.feature_encoder(self._sparse_input(x))
+        u_x = F.dropout(u_x, p=self.dropout, training=self.training)
         y_x = self.feature_classifier(u_x)
         logits = 0.0
         gates = []
@@ -172,6 +182,8 @@ class FMLPO(nn.Module):
     powers, as all powers of one channel live in the same space) and classifier; each layer
     has its own gates and hidden map. The depth is ``num_powers`` (no cap). Gates are returned
     as ``[K, B, C]``.
+    Features with at most ``sparse_input`` non-zeros enter the first layer as a sparse matrix
+    (:class:`~framekd.models.SparseInput`).
     """
 
     def __init__(
@@ -183,8 +195,10 @@ class FMLPO(nn.Module):
         knowledge_width: int,
         num_powers: int,
         dropout: float = 0.0,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
         super().__init__()
+        self._sparse_input = SparseInput(sparse_input)
         if num_powers < 1:
             raise ConfigError(f"FMLPO needs num_powers >= 1, got {num_powers}")
         self.knowledge_channels = c = int(knowledge_channels)
@@ -215,7 +229,8 @@ class FMLPO(nn.Module):
         _check_knowledge(
             knowledge, x, self.knowledge_channels, self.num_powers, self.knowledge_width, "FMLPO"
         )
-        h = F.dropout(F.relu(self.feature_encoder(x)), p=self.dropout, training=self.training)
+        h = F.relu(self.feature_encoder(self._sparse_input(x)))
+        h = F.dropout(h, p=self.dropout, training=self.training)
         all_gates = []
         for k in range(self.num_powers - 1):
             mixed, gates = 0.0, []
