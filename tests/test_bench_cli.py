@@ -82,6 +82,7 @@ def test_bench_speed_writes_table_and_chart(tmp_path):
     assert [r["model"] for r in rows] == ["spatial", "gcn", "mlp", "fmlp-s", "fmlp-o"]
     for r in rows:
         assert float(r["full_ms"]) > 0 and float(r["query_ms"]) > 0
+        assert float(r["setup_ms"]) > 0
         assert int(r["threads"]) >= 1 and r["repeats"] == "3"
     spatial = rows[0]
     assert float(spatial["full_speedup"]) == pytest.approx(1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -12,7 +14,7 @@ SPARSE_INPUT_DENSITY = 0.05
 
 
 class SparseInput:
-    r"""The input features as a sparse (COO) matrix when they are mostly zeros.
+    r"""The input features as a sparse (CSR) matrix when they are mostly zeros.
 
     The first layer's product :math:`X\Theta` costs :math:`N\,d_{in}\,d_{out}` operations
     dense and :math:`\mathrm{nnz}(X)\,d_{out}` sparse. Bag-of-words features are mostly zeros
@@ -46,6 +48,15 @@ class SparseInput:
         if self._of is x and self._version == x._version:
             return self._value
         density = int(torch.count_nonzero(x)) / x.numel()
-        value = x.to_sparse() if density <= self.max_density else x
+        value = _to_csr(x) if density <= self.max_density else x
         self._of, self._version, self._value = x, x._version, value
         return value
+
+
+def _to_csr(x: Tensor) -> Tensor:
+    # CSR rather than COO: 6x faster products on Physics. Torch calls its CSR support "beta"
+    # with a warning on every conversion; the operations used here (x @ W and its gradient in
+    # W) are covered by the tests.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return x.to_sparse_csr()

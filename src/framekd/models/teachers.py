@@ -147,13 +147,13 @@ class SpatialFrameletConv(nn.Module):
     def project(self, h: Tensor) -> Tensor:
         r"""The products :math:`H\Theta_c` of every channel, ``[C, N, d_out]``.
 
-        ``h`` may be a sparse COO matrix (see :class:`SparseInput`): then one sparse product
+        ``h`` may be a sparse matrix (see :class:`SparseInput`): then one sparse product
         with the channels' weights side by side, :math:`H\,[\Theta_1 \cdots \Theta_C]`.
         """
         if h.layout == torch.strided:
             return torch.einsum("nd,cde->cne", h, self.weight)
         c, d, e = self.weight.shape
-        flat = torch.sparse.mm(h, self.weight.permute(1, 0, 2).reshape(d, c * e))
+        flat = h @ self.weight.permute(1, 0, 2).reshape(d, c * e)
         return flat.reshape(-1, c, e).permute(1, 0, 2)
 
     def forward(self, h: Tensor, transform: Any, propagate: Callable[[Tensor], Tensor]) -> Tensor:
