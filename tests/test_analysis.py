@@ -18,7 +18,7 @@ from framekd.analysis import (
     teacher_energies,
 )
 from framekd.errors import ConfigError, GraphError
-from framekd.models import build_student, build_teacher
+from framekd.models import SparseInput, build_student, build_teacher
 
 
 def _cycle(n: int) -> torch.Tensor:
@@ -166,10 +166,14 @@ def test_teacher_energies_per_layer_and_channel(small_graph):
             assert 0.0 <= ch["contribution"] <= 2.0 and 0.0 <= ch["coefficients"] <= 2.0
 
 
-def test_teacher_energies_with_sparse_features(small_graph):
+def test_teacher_energies_with_sparse_features():
+    from framekd.data import csbm
+
+    data = csbm(num_nodes=100, num_classes=3, avg_degree=4.0, homophily=0.7, num_features=8,
+                seed=0)
     gen = torch.Generator().manual_seed(0)
-    data = small_graph.clone()
     data.x = (torch.rand(data.num_nodes, 400, generator=gen) < 0.02).float()
+    assert SparseInput()(data.x).layout == torch.sparse_csr
     torch.manual_seed(0)
     sparse = build_teacher("spatial", 400, 3, hidden_channels=6)
     dense = build_teacher("spatial", 400, 3, hidden_channels=6, sparse_input=0.0)

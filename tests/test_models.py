@@ -176,7 +176,7 @@ def bag_of_words(n: int, d: int, density: float, seed: int = 0) -> torch.Tensor:
 
 
 def test_sparse_input_converts_only_mostly_zero_features():
-    sparse_x, dense_x = bag_of_words(30, 200, 0.02), bag_of_words(30, 200, 0.5)
+    sparse_x, dense_x = bag_of_words(80, 200, 0.02), bag_of_words(80, 200, 0.5)
     convert = SparseInput(0.05)
     out = convert(sparse_x)
     assert out.layout == torch.sparse_csr
@@ -185,6 +185,8 @@ def test_sparse_input_converts_only_mostly_zero_features():
     sparse_x[0, 0] = 7.0  # an in-place edit is seen
     assert convert(sparse_x).to_dense()[0, 0] == 7.0
     assert convert(dense_x) is dense_x
+    query = sparse_x[:10].clone()  # a few rows stay dense: converting would cost more
+    assert convert(query) is query
     assert SparseInput(0.0)(sparse_x) is sparse_x
     grad_x = sparse_x.clone().requires_grad_()
     assert convert(grad_x) is grad_x
@@ -194,9 +196,10 @@ def test_sparse_input_converts_only_mostly_zero_features():
 
 @pytest.mark.parametrize("name", ["spatial", "gcn"])
 def test_sparse_input_gives_the_dense_logits_and_gradients(name):
-    n, d = 40, 300
+    n, d = 80, 300
     edge_index = ring_graph(n, chords=30)
     x = bag_of_words(n, d, 0.03, seed=1)
+    assert SparseInput()(x).layout == torch.sparse_csr  # the defaults take the sparse path
     torch.manual_seed(0)
     sparse = build_teacher(name, d, 4, hidden_channels=16, dropout=0.0)
     dense = build_teacher(name, d, 4, hidden_channels=16, dropout=0.0, sparse_input=0.0)
@@ -346,8 +349,9 @@ def test_students_accept_every_knowledge_mode(mode):
 
 @pytest.mark.parametrize("name", ["mlp", "fmlp-s", "fmlp-o"])
 def test_students_with_sparse_input_match_dense(name):
-    b, d = 20, 300
+    b, d = 80, 300
     x = bag_of_words(b, d, 0.03, seed=2)
+    assert SparseInput()(x).layout == torch.sparse_csr
     k, _ = knowledge_batch(c=2, k=2, b=b, width=9)
     torch.manual_seed(0)
     shape = tuple(k.shape)
