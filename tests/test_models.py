@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch_geometric.utils import to_undirected
 
+from framekd.data import csbm
 from framekd.errors import ConfigError
 from framekd.knowledge import graph_knowledge
 from framekd.models import (
@@ -152,10 +153,40 @@ def test_simplified_framelet_matches_dense_formula():
         k_c = w[c] @ (a_hat + sign * eps * d_inv) @ w[c]
         expected = expected + torch.linalg.matrix_power(k_c, ell) @ x @ model.weight[c].detach()
     torch.testing.assert_close(out.detach(), expected, rtol=1e-4, atol=1e-5)
-    # The propagation is cached: parameters change, the features do not get recomputed.
-    cached = model._features
-    model(x, edge_index)
-    assert model._features is cached
+
+
+def test_simplified_framelet_equals_its_features_knowledge():
+    # Oracle: the precomputed features knowledge K_c^l X, then the linear model on it.
+    data = csbm(num_nodes=120, num_classes=3, avg_degree=4.0, homophily=0.3, num_features=40,
+                seed=3)
+    x = data.x * (torch.rand(data.x.shape, generator=torch.Generator().manual_seed(0)) < 0.03)
+    model = SimplifiedFramelet(40, 3, num_layers=3, epsilon=0.1)
+    torch.nn.init.normal_(model.bias)
+    model.eval()
+    out = model(x, data.edge_index)
+    assert model._sparse_input(x).layout == torch.sparse_csr  # the sparse path ran
+    k = graph_knowledge(data.edge_index, 120, x, transform=model.transform, powers=3,
+                        mode="features", epsilon=0.1)[:, -1]
+    expected = torch.einsum("cnd,cde->ne", k, model.weight.detach()) + model.bias.detach()
+    torch.testing.assert_close(out.detach(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_simplified_framelet_input_dropout_sparse_and_dense():
+    data = csbm(num_nodes=100, num_classes=3, avg_degree=4.0, homophily=0.7, num_features=30,
+                seed=4)
+    x = data.x * (torch.rand(data.x.shape, generator=torch.Generator().manual_seed(1)) < 0.04)
+    outs = {}
+    for density in (0.0, 0.05):
+        torch.manual_seed(0)
+        model = SimplifiedFramelet(30, 3, dropout=0.5, sparse_input=density)
+        model.eval()
+        outs[density] = model(x, data.edge_index)
+        model.train()
+        a, b = model(x, data.edge_index), model(x, data.edge_index)
+        assert not torch.allclose(a, b)  # dropout draws a new mask per call
+        a.sum().backward()
+        assert model.weight.grad is not None and torch.isfinite(model.weight.grad).all()
+    torch.testing.assert_close(outs[0.0], outs[0.05], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,cls", [("gcn", GCN), ("sage", GraphSAGE), ("gat", GAT)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from framekd.errors import ConfigError
@@ -64,3 +65,20 @@ def _to_csr(x: Tensor) -> Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return x.to_sparse_csr()
+
+
+def input_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """:func:`torch.nn.functional.dropout` that also takes the CSR copy of :class:`SparseInput`.
+
+    A sparse ``x`` drops its stored non-zeros: the zeros would stay zeros anyway, so this is
+    dropout on the dense matrix with the same distribution.
+    """
+    if not training or p == 0.0 or x.layout == torch.strided:
+        return F.dropout(x, p=p, training=training)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        values = F.dropout(x.values(), p=p, training=True)
+        return torch.sparse_csr_tensor(
+            x.crow_indices(), x.col_indices(), values, x.shape, dtype=x.dtype, device=x.device,
+            check_invariants=False,  # the structure is x's own
+        )

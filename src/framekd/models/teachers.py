@@ -24,8 +24,8 @@ from torch_geometric.nn import models as pyg_models
 
 from framekd.errors import ConfigError
 from framekd.framelets import FrameletTransform, framelet_channels, symmetric_matmul
-from framekd.knowledge import gcn_adjacency, graph_knowledge
-from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
+from framekd.knowledge import gcn_adjacency
+from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput, input_dropout
 
 
 def _framelet_kwargs(
@@ -118,6 +118,19 @@ class _FrameletTeacher(nn.Module):
         return f"channels={self.num_channels}, epsilon={self.epsilon}, {kw}"
 
 
+def channel_project(h: Tensor, weight: Tensor) -> Tensor:
+    r"""The products :math:`H\Theta_c` for every channel: ``[N, d], [C, d, e] -> [C, N, e]``.
+
+    A sparse ``h`` (see :class:`SparseInput`) takes one sparse product with the channels'
+    weights side by side, :math:`H\,[\Theta_1 \cdots \Theta_C]`.
+    """
+    if h.layout == torch.strided:
+        return torch.einsum("nd,cde->cne", h, weight)
+    c, d, e = weight.shape
+    flat = h @ weight.permute(1, 0, 2).reshape(d, c * e)
+    return flat.reshape(-1, c, e).permute(1, 0, 2)
+
+
 class SpatialFrameletConv(nn.Module):
     r"""One spatial framelet layer (SpatUFG, SPEC §4):
 
@@ -150,11 +163,7 @@ class SpatialFrameletConv(nn.Module):
         ``h`` may be a sparse matrix (see :class:`SparseInput`): then one sparse product
         with the channels' weights side by side, :math:`H\,[\Theta_1 \cdots \Theta_C]`.
         """
-        if h.layout == torch.strided:
-            return torch.einsum("nd,cde->cne", h, self.weight)
-        c, d, e = self.weight.shape
-        flat = h @ self.weight.permute(1, 0, 2).reshape(d, c * e)
-        return flat.reshape(-1, c, e).permute(1, 0, 2)
+        return channel_project(h, self.weight)
 
     def forward(self, h: Tensor, transform: Any, propagate: Callable[[Tensor], Tensor]) -> Tensor:
         # H Θ_c first: cheaper than W_c H when d_out < d_in, and W_c is linear.
@@ -286,10 +295,16 @@ class SimplifiedFramelet(_FrameletTeacher):
     .. math::
         Y = \sum_{c \in \mathcal{C}} (W_c^\top \hat A_c W_c)^{\ell} X \Theta_c + b .
 
-    :math:`(K_c)^\ell X` is the ``features`` graph knowledge; it is computed once per graph with
-    matrix-free products (:func:`framekd.knowledge.graph_knowledge`, ``mode="features"``) and
-    cached, after which the model is linear. ``num_layers`` is the power :math:`\ell`.
-    Returns logits ``[N, out_channels]``.
+    The model is linear, so it is evaluated right to left, matrix-free:
+    :math:`Z_c = X\Theta_c` first (``[N, out]``, a sparse product for bag-of-words features,
+    see :class:`SparseInput`), then :math:`\ell` applications of :math:`K_c = W_c \hat A_c
+    W_c` to the narrow :math:`Z_c`, the last :math:`W_c` merged into the synthesis
+    :math:`\sum_c W_c(\cdot)`. The ``features`` knowledge :math:`K_c^\ell X`
+    (``[C, N, d]`` dense, 1 GB on Coauthor CS) is never formed, and a step costs
+    :math:`O(\mathrm{nnz}(X)\,e + \ell\,\mathrm{order}\,|E|\,C e)` instead of
+    :math:`O(C N d e)` (``benchmarks/bench_teacher_step.py``). Dropout acts on the input
+    features.
+    ``num_layers`` is the power :math:`\ell`. Returns logits ``[N, out_channels]``.
     """
 
     def __init__(
@@ -308,6 +323,7 @@ class SimplifiedFramelet(_FrameletTeacher):
         method: str = "chebyshev",
         lambda_max: float | str | None = None,
         alpha: float | None = None,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -326,8 +342,8 @@ class SimplifiedFramelet(_FrameletTeacher):
         self.dropout = float(dropout)
         self.weight = nn.Parameter(torch.empty(self.num_channels, in_channels, out_channels))
         self.bias = nn.Parameter(torch.empty(out_channels))
-        self._features: Tensor | None = None
-        self._features_of: Tensor | None = None
+        self._propagate: EnergyPropagation | None = None
+        self._sparse_input = SparseInput(sparse_input)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -336,32 +352,27 @@ class SimplifiedFramelet(_FrameletTeacher):
         nn.init.zeros_(self.bias)
 
     def _clear_graph_cache(self) -> None:
-        self._features = None
-        self._features_of = None
-
-    def propagate(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        r"""The propagated features :math:`(K_c)^\ell X` as a ``[C, N, d]`` tensor."""
-        self._refresh(x, edge_index)
-        with torch.no_grad():
-            k = graph_knowledge(
-                edge_index,
-                x.size(0),
-                x,
-                transform=self._transform,
-                powers=self.num_layers,
-                mode="features",
-                epsilon=self.epsilon,
-            )
-        return k[:, -1].to(x.dtype)
+        self._propagate = None
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         stale = self._refresh(x, edge_index)
-        # The features depend on x as well: recompute when a different tensor comes in.
-        if stale or self._features is None or self._features_of is not x:
-            self._features = self.propagate(x, edge_index)
-            self._features_of = x
-        h = F.dropout(self._features, p=self.dropout, training=self.training)
-        return torch.einsum("cnd,cde->ne", h, self.weight) + self.bias
+        if stale or self._propagate is None or self._propagate.adj.device != x.device:
+            self._propagate = EnergyPropagation(
+                edge_index,
+                x.size(0),
+                list(self._transform.channels),
+                self.epsilon,
+                dtype=x.dtype,
+                device=x.device,
+            )
+        transform = self._transform
+        h = input_dropout(self._sparse_input(x), self.dropout, self.training)
+        z = transform.apply_each(channel_project(h, self.weight))
+        for k in range(self.num_layers):
+            z = self._propagate(z)
+            if k + 1 < self.num_layers:
+                z = transform.apply_each(transform.apply_each(z))
+        return transform.reconstruct(z) + self.bias
 
 
 class GCN(pyg_models.GCN):
