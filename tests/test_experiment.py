@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from framekd import CheckpointError, ConfigError
 from framekd.cli import main
 from framekd.config import resolve
-from framekd.experiment import load_trained, run_experiment
+from framekd.experiment import CLAIM_FILE, claim_seed, load_trained, run_experiment
 
 TINY = "csbm:n=150,c=3,d=6,h=0.8,signal=2.0,f=8,seed=0"
 FAST = [
@@ -74,6 +75,43 @@ def test_resume_skips_finished_seeds(tmp_path, monkeypatch):
     assert metrics["seeds"] == [0, 1]
     _run(tmp_path, "r", _cfg(seeds=2), force=True)
     assert ran == [1, 0, 1]
+
+
+def test_claimed_seeds_are_left_to_their_process(tmp_path, monkeypatch):
+    import framekd.experiment as experiment
+
+    out = tmp_path / "c"
+    held = claim_seed(out / "seed_1")  # this test process is alive: a live claim
+    assert held is not None and claim_seed(out / "seed_1") is None
+    ran, logs = [], []
+    real = experiment.run_seed
+
+    def spy(data, knowledge, cfg, seed, seed_dir, **kw):
+        ran.append(seed)
+        return real(data, knowledge, cfg, seed, seed_dir, **kw)
+
+    monkeypatch.setattr(experiment, "run_seed", spy)
+    metrics = run_experiment(_cfg(seeds=3), out, progress=False, cache_dir=tmp_path / "cache",
+                             log=logs.append)
+    assert ran == [0, 2] and metrics["seeds"] == [0, 2]
+    assert any("seed(s) 1 are being run by another process" in m for m in logs)
+    assert not (out / "seed_0" / CLAIM_FILE).exists()  # released after the seed
+    held.unlink()
+    metrics = _run(tmp_path, "c", _cfg(seeds=3))
+    assert ran == [0, 2, 1] and metrics["seeds"] == [0, 1, 2]
+
+
+def test_stale_claim_is_taken_over(tmp_path):
+    import socket
+
+    seed_dir = tmp_path / "seed_0"
+    seed_dir.mkdir()
+    # No process has an id above the kernel's pid_max (at most 2**22).
+    (seed_dir / CLAIM_FILE).write_text(f"{socket.gethostname()} {2**22 + 1}\n")
+    claim = claim_seed(seed_dir)
+    assert claim is not None and str(os.getpid()) in claim.read_text()
+    (seed_dir / CLAIM_FILE).write_text(f"other-host-{socket.gethostname()} {os.getpid()}\n")
+    assert claim_seed(seed_dir) is None  # another machine's claim cannot be checked: kept
 
 
 def test_resume_refuses_other_configuration(tmp_path):

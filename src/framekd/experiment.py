@@ -13,12 +13,15 @@
 
 Each finished seed is written atomically to ``OUT/seed_<i>/``; a re-run with the same
 configuration skips those seeds (resume), so an interrupted run loses at most the seed
-in progress.
+in progress. A seed in progress is claimed (:func:`claim_seed`), so two processes started
+on the same ``OUT`` (one per core or GPU) split the seeds instead of repeating them.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -38,6 +41,8 @@ from framekd.timing import median_time
 
 # Table order of the model rows.
 ROW_ORDER = ("spatial", "simplified", "gcn", "sage", "gat", "mlp", "glnn", "fmlp-s", "fmlp-o")
+#: A process running a seed holds this file in the seed's folder.
+CLAIM_FILE = "CLAIM"
 
 
 @dataclass
@@ -321,6 +326,60 @@ def _load_seed(seed_dir: Path, cfg: dict[str, Any]) -> SeedResult | None:
                       notes=saved.get("notes", []))
 
 
+def claim_seed(seed_dir: str | Path) -> Path | None:
+    """Claim a seed for this process: the path of the claim file, or ``None`` when taken.
+
+    The claim is ``seed_dir/CLAIM`` (host and process id), created atomically, so several
+    ``framekd run`` processes on one ``--out`` split the seeds between them. A claim whose
+    process is gone (same host, no such process id) is stale and taken over; the caller
+    deletes the file when the seed is finished or has failed.
+    """
+    seed_dir = Path(seed_dir)
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    path = seed_dir / CLAIM_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _claim_alive(path):
+                return None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}\n")
+        return path
+    return None
+
+
+def _claim_alive(path: Path) -> bool:
+    try:
+        host, pid = path.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False  # unreadable or half-written by a process that died
+    if host != socket.gethostname() or os.name != "posix":
+        return True  # cannot check another machine's processes: assume it is running
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _collect_busy(out: Path, busy: list[int], cfg: dict[str, Any],
+                  log: Callable[[str], None]) -> list[SeedResult]:
+    """The seeds other processes held during the loop, as far as they have finished."""
+    found = [r for r in (_load_seed(out / f"seed_{s}", cfg) for s in busy) if r is not None]
+    missing = sorted(set(busy) - {r.seed for r in found})
+    if missing:
+        log(f"framekd: seed(s) {', '.join(map(str, missing))} are being run by another "
+            f"process ({CLAIM_FILE} in their folder under {out}); this table leaves them "
+            "out: run the same command again once that process has finished")
+    return found
+
+
 def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any]) -> dict:
     """The ``metrics.json`` document: per-model mean ± std over seeds."""
     names = [n for n in ROW_ORDER if any(n in s.models for s in seeds)]
@@ -410,13 +469,25 @@ def run_experiment(
 
     knowledge, k_seconds = compute_knowledge(data, cfg, cache_dir=cache, device=device)
     seeds: list[SeedResult] = []
+    busy: list[int] = []
     bar = tqdm(range(int(cfg["seeds"])), desc=f"{cfg['dataset']} seeds", disable=not progress)
     for seed in bar:
         seed_dir = out / f"seed_{seed}"
         done = None if force else _load_seed(seed_dir, cfg)
         if done is None:
-            done = run_seed(data, knowledge, cfg, seed, seed_dir, progress=progress)
+            claim = claim_seed(seed_dir)
+            if claim is None:
+                busy.append(seed)
+                continue
+            try:
+                # Another process may have finished the seed between the check and the claim.
+                done = None if force else _load_seed(seed_dir, cfg)
+                if done is None:
+                    done = run_seed(data, knowledge, cfg, seed, seed_dir, progress=progress)
+            finally:
+                claim.unlink(missing_ok=True)
         seeds.append(done)
+    seeds = sorted(seeds + _collect_busy(out, busy, cfg, log), key=lambda r: r.seed)
     extra = {"knowledge_seconds": k_seconds, "knowledge_mode": knowledge_mode(cfg, data),
              "knowledge_shape": list(knowledge.shape), "config_hash": config_hash(cfg), **info}
     notes = sorted({n for s in seeds for n in s.notes})
