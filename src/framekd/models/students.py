@@ -94,8 +94,12 @@ def _check_knowledge(
 
 
 def _gate(gate: nn.Linear, u: Tensor, h: Tensor) -> Tensor:
-    r""":math:`\alpha = \sigma(a [u \,\|\, h])`, one scalar per node: ``[B, 1]``."""
-    return torch.sigmoid(gate(torch.cat([u, h], dim=-1)))
+    r""":math:`\alpha = \sigma(a [u \,\|\, h]) = \sigma(a_u u + a_h h)`, one scalar per
+    node: ``[B, 1]``. The split form saves copying both inputs into a ``[B, 2 hidden]``
+    concatenation on every call."""
+    d = u.size(-1)
+    a_u, a_h = gate.weight[:, :d], gate.weight[:, d:]
+    return torch.sigmoid(F.linear(u, a_u, gate.bias) + F.linear(h, a_h))
 
 
 class FMLPS(nn.Module):
