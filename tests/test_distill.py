@@ -251,6 +251,29 @@ def test_minibatch_prediction_matches_full_batch():
     assert student.training  # the train/eval mode is restored
 
 
+@pytest.mark.parametrize("name", ["mlp", "fmlp-s"])
+def test_minibatches_of_sparse_features_train_like_dense(name):
+    # Mostly-zero features: batches are cut from one CSR copy instead of gathered densely.
+    data = sbm_graph(n_per_class=40, d=50, seed=6)
+    gen = torch.Generator().manual_seed(6)
+    data.x = (torch.rand(data.x.shape, generator=gen) < 0.04).float() * (1 + data.y[:, None])
+    split = random_split(data.y, seed=6)
+    soft = torch.log_softmax(torch.randn(120, 3, generator=gen), -1)
+    z = torch.randn(2, 2, 120, 5, generator=gen)
+    runs = []
+    for density in (0.05, 0.0):
+        torch.manual_seed(0)
+        student = build_student(name, 50, 3, knowledge_shape=z.shape, hidden_channels=8,
+                                sparse_input=density)
+        if density:
+            assert student.input_rows(data.x, torch.arange(4)).layout == torch.sparse_csr
+        runs.append(distill_student(student, data, z, soft, split, epochs=8, patience=8,
+                                    batch_size=32, seed=1))
+    sparse, dense = runs
+    torch.testing.assert_close(sparse.log_probs, dense.log_probs, rtol=1e-4, atol=1e-4)
+    assert sparse.val_acc == dense.val_acc and sparse.best_epoch == dense.best_epoch
+
+
 def test_distill_nodes_restrict_the_kd_set():
     """Soft labels outside distill_nodes are NaN; they must never enter the loss."""
     data = sbm_graph(seed=4)

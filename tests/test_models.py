@@ -25,6 +25,7 @@ from framekd.models import (
     build_student,
     build_teacher,
 )
+from framekd.models.sparse_input import csr_rows
 
 
 def ring_graph(n: int = 12, chords: int = 4, seed: int = 0) -> torch.Tensor:
@@ -223,6 +224,24 @@ def test_sparse_input_converts_only_mostly_zero_features():
     assert convert(grad_x) is grad_x
     with pytest.raises(ConfigError, match="density"):
         SparseInput(1.5)
+
+
+def test_csr_rows_equal_dense_row_indexing():
+    x = bag_of_words(90, 40, 0.03, seed=5)
+    x[3] = 0.0  # an empty row
+    csr = SparseInput()(x)
+    assert csr.layout == torch.sparse_csr
+    for index in ([3, 0, 89, 3, 17], [], list(range(90))[::-1]):
+        index = torch.tensor(index, dtype=torch.long)
+        rows = csr_rows(csr, index)
+        assert rows.layout == torch.sparse_csr and rows.shape == (len(index), 40)
+        torch.testing.assert_close(rows.to_dense(), x[index], rtol=0, atol=0)
+    # A model's rows(): CSR cut from one cached copy, or dense rows when x is not sparse.
+    convert = SparseInput()
+    index = torch.tensor([5, 1])
+    torch.testing.assert_close(convert.rows(x, index).to_dense(), x[index], rtol=0, atol=0)
+    dense_x = bag_of_words(90, 40, 0.5)
+    assert convert.rows(dense_x, index).layout == torch.strided
 
 
 @pytest.mark.parametrize("name", ["spatial", "gcn"])

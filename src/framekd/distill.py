@@ -270,6 +270,12 @@ def train_teacher(
     )
 
 
+def _feature_rows(student: nn.Module, x: Tensor, index: Tensor) -> Tensor:
+    # framekd's students cut sparse batches from one CSR copy of x; any other module gets x[index].
+    rows = getattr(student, "input_rows", None)
+    return x[index] if rows is None else rows(x, index)
+
+
 def _rows(knowledge: Tensor | None, index: Tensor | None) -> Tensor | None:
     if knowledge is None or index is None:
         return knowledge
@@ -297,7 +303,7 @@ def predict_student(
         outs = []
         for i in range(0, n, batch_size):
             rows = torch.arange(i, min(i + batch_size, n), device=x.device)
-            outs.append(student(x[rows], _rows(knowledge, rows)))
+            outs.append(student(_feature_rows(student, x, rows), _rows(knowledge, rows)))
     finally:
         student.train(was_training)
     logits = torch.cat([o.logits for o in outs])
@@ -382,7 +388,8 @@ def distill_student(
             for batch in batches:
                 optimizer.zero_grad()
                 rows = None if full else batch
-                out = student(x if full else x[batch], _rows(knowledge, rows))
+                xb = x if full else _feature_rows(student, x, batch)
+                out = student(xb, _rows(knowledge, rows))
                 loss = kd_loss(
                     out.logits, teacher_logp[batch], y[batch], is_train[batch], lam=lam, T=T
                 )

@@ -35,7 +35,21 @@ class StudentOutput(NamedTuple):
     gates: Tensor | None
 
 
-class MLP(nn.Module):
+class _Student(nn.Module):
+    """What every student shares: the input features' sparse path (:class:`SparseInput`)."""
+
+    def __init__(self, sparse_input: float) -> None:
+        super().__init__()
+        self._sparse_input = SparseInput(sparse_input)
+
+    def input_rows(self, x: Tensor, index: Tensor) -> Tensor:
+        """The features of nodes ``index`` as ``forward`` takes them (a CSR batch cut from a
+        sparse copy of ``x`` made once, when ``x`` is mostly zeros); the trainers in
+        :mod:`framekd.distill` batch with it."""
+        return self._sparse_input.rows(x, index)
+
+
+class MLP(_Student):
     r"""Plain MLP on node features (the GLNN student / no-graph baseline).
 
     ``num_layers`` linear layers with ReLU and dropout in between:
@@ -53,10 +67,9 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
-        super().__init__()
+        super().__init__(sparse_input)
         if num_layers < 1:
             raise ConfigError(f"MLP needs num_layers >= 1, got {num_layers}")
-        self._sparse_input = SparseInput(sparse_input)
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.dropout = float(dropout)
@@ -102,7 +115,7 @@ def _gate(gate: nn.Linear, u: Tensor, h: Tensor) -> Tensor:
     return torch.sigmoid(F.linear(u, a_u, gate.bias) + F.linear(h, a_h))
 
 
-class FMLPS(nn.Module):
+class FMLPS(_Student):
     r"""Simplified framelet MLP (FMLP-S, SPEC §5); uses the top knowledge power only.
 
     For each channel :math:`c` with knowledge :math:`z_c = (K_c^K)_{i,:}`:
@@ -131,8 +144,7 @@ class FMLPS(nn.Module):
         dropout: float = 0.0,
         sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
-        super().__init__()
-        self._sparse_input = SparseInput(sparse_input)
+        super().__init__(sparse_input)
         self.knowledge_channels = int(knowledge_channels)
         self.knowledge_width = int(knowledge_width)
         self.dropout = float(dropout)
@@ -164,7 +176,7 @@ class FMLPS(nn.Module):
         return StudentOutput(logits, torch.cat(gates, dim=-1))
 
 
-class FMLPO(nn.Module):
+class FMLPO(_Student):
     r"""Layer-wise framelet MLP (FMLP-O, SPEC §5); mirrors a ``K``-layer teacher.
 
     With :math:`z_c^{(k)} = (K_c^k)_{i,:}` and per-channel encoders
@@ -201,8 +213,7 @@ class FMLPO(nn.Module):
         dropout: float = 0.0,
         sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
-        super().__init__()
-        self._sparse_input = SparseInput(sparse_input)
+        super().__init__(sparse_input)
         if num_powers < 1:
             raise ConfigError(f"FMLPO needs num_powers >= 1, got {num_powers}")
         self.knowledge_channels = c = int(knowledge_channels)
