@@ -34,6 +34,7 @@ def test_bench_accuracy_writes_table_and_resumes(tmp_path, capsys):
     assert len(rows) == 1
     row = rows[0]
     assert row["protocol"] == "fgkd" and row["graph"] == "original" and row["seeds"] == "1"
+    assert row["knowledge"] in ("sketch", "features")
     for model in ("spatial", "simplified", "gcn", "mlp", "glnn", "fmlp-s", "fmlp-o"):
         assert 0.0 <= float(row[f"{model}_mean"]) <= 100.0
     best = max(float(row[f"{m}_mean"]) for m in ("glnn", "fmlp-s", "fmlp-o"))

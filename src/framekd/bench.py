@@ -337,6 +337,7 @@ def accuracy_row(job: AccuracyJob, metrics: dict[str, Any]) -> dict[str, Any]:
     models = metrics["models"]
     row: dict[str, Any] = {"dataset": job.dataset, "protocol": job.protocol,
                            "graph": "SDRF" if job.sdrf else "original",
+                           "knowledge": metrics.get("knowledge_mode", ""),
                            "seeds": len(metrics["seeds"]), "note": ""}
     for name in ACCURACY_MODELS:
         if name in models:
@@ -353,7 +354,7 @@ def accuracy_row(job: AccuracyJob, metrics: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-ACCURACY_COLUMNS = (("dataset", "protocol", "graph", "seeds")
+ACCURACY_COLUMNS = (("dataset", "protocol", "graph", "knowledge", "seeds")
                     + tuple(f"{m}_{s}" for m in ACCURACY_MODELS for s in ("mean", "std"))
                     + ("teacher", "best_student", "gap", "reached", "note"))
 
@@ -361,20 +362,21 @@ ACCURACY_COLUMNS = (("dataset", "protocol", "graph", "seeds")
 def accuracy_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of :func:`accuracy_benchmark` rows (mean ± std test accuracy, %)."""
     present = [m for m in ACCURACY_MODELS if any(f"{m}_mean" in r for r in rows)]
-    head = ("| dataset | protocol | graph | seeds | " + " | ".join(present)
+    head = ("| dataset | protocol | graph | knowledge | seeds | " + " | ".join(present)
             + " | best student − teacher | reached |\n"
-            + "|---|---|---|---:|" + "---:|" * len(present) + "---:|---|")
+            + "|---|---|---|---|---:|" + "---:|" * len(present) + "---:|---|")
     lines = [head]
     for r in rows:
         if r.get("note"):
-            lines.append(f"| {r['dataset']} | {r['protocol']} | {r['graph']} | | "
+            lines.append(f"| {r['dataset']} | {r['protocol']} | {r['graph']} | | | "
                          + " | ".join("" for _ in present) + f" | | {r['note']} |")
             continue
         cells = [f"{r[f'{m}_mean']:.2f} ± {r[f'{m}_std']:.2f}" if f"{m}_mean" in r else "–"
                  for m in present]
         gap = f"{r['gap']:+.2f} ({r['best_student']})" if "gap" in r else ""
         reached = {True: "yes", False: "no"}.get(r.get("reached"), "")
-        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['graph']} | {r['seeds']} | "
+        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['graph']} | "
+                     f"{r.get('knowledge', '')} | {r['seeds']} | "
                      + " | ".join(cells) + f" | {gap} | {reached} |")
     n_ok = sum(1 for r in rows if r.get("reached") is True)
     n_all = sum(1 for r in rows if "reached" in r)
