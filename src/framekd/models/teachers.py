@@ -78,6 +78,7 @@ class _FrameletTeacher(nn.Module):
         self._user_transform = transform
         self._transform: Any | None = transform
         self._cache_key: tuple[int, int] | None = None
+        self._propagate: EnergyPropagation | None = None
 
     def reset_cache(self) -> None:
         """Forget the cached graph operators; the next forward call rebuilds them."""
@@ -86,7 +87,7 @@ class _FrameletTeacher(nn.Module):
         self._clear_graph_cache()
 
     def _clear_graph_cache(self) -> None:
-        raise NotImplementedError
+        self._propagate = None
 
     def _refresh(self, x: Tensor, edge_index: Tensor) -> bool:
         """Bind the model to the graph of this call; ``True`` when the caches were rebuilt."""
@@ -107,6 +108,21 @@ class _FrameletTeacher(nn.Module):
                 "with the same filters/levels as the transform"
             )
         return stale
+
+    def _operators(self, x: Tensor, edge_index: Tensor) -> tuple[Any, EnergyPropagation]:
+        """The framelet transform and the per-channel :math:`\\hat A_c` of this call's graph,
+        built on first use and cached until the graph changes."""
+        stale = self._refresh(x, edge_index)
+        if stale or self._propagate is None or self._propagate.adj.device != x.device:
+            self._propagate = EnergyPropagation(
+                edge_index,
+                x.size(0),
+                list(self._transform.channels),
+                self.epsilon,
+                dtype=x.dtype,
+                device=x.device,
+            )
+        return self._transform, self._propagate
 
     @property
     def transform(self) -> Any | None:
@@ -259,33 +275,19 @@ class SpatialFramelet(_FrameletTeacher):
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         pairs = zip(dims[:-1], dims[1:], strict=True)
         self.convs = nn.ModuleList(SpatialFrameletConv(a, b, self.num_channels) for a, b in pairs)
-        self._propagate: EnergyPropagation | None = None
         self._sparse_input = SparseInput(sparse_input)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:
             conv.reset_parameters()
 
-    def _clear_graph_cache(self) -> None:
-        self._propagate = None
-
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        stale = self._refresh(x, edge_index)
-        if stale or self._propagate is None or self._propagate.adj.device != x.device:
-            self._propagate = EnergyPropagation(
-                edge_index,
-                x.size(0),
-                list(self._transform.channels),
-                self.epsilon,
-                dtype=x.dtype,
-                device=x.device,
-            )
-        transform = self._transform
+        transform, propagate = self._operators(x, edge_index)
         h = self._sparse_input(x)
         for i, conv in enumerate(self.convs):
             if i > 0:
                 h = F.dropout(h, p=self.dropout, training=self.training)
-            h = conv(h, transform, self._propagate)
+            h = conv(h, transform, propagate)
         return h
 
 
@@ -342,7 +344,6 @@ class SimplifiedFramelet(_FrameletTeacher):
         self.dropout = float(dropout)
         self.weight = nn.Parameter(torch.empty(self.num_channels, in_channels, out_channels))
         self.bias = nn.Parameter(torch.empty(out_channels))
-        self._propagate: EnergyPropagation | None = None
         self._sparse_input = SparseInput(sparse_input)
         self.reset_parameters()
 
@@ -351,25 +352,12 @@ class SimplifiedFramelet(_FrameletTeacher):
             nn.init.xavier_uniform_(theta)
         nn.init.zeros_(self.bias)
 
-    def _clear_graph_cache(self) -> None:
-        self._propagate = None
-
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        stale = self._refresh(x, edge_index)
-        if stale or self._propagate is None or self._propagate.adj.device != x.device:
-            self._propagate = EnergyPropagation(
-                edge_index,
-                x.size(0),
-                list(self._transform.channels),
-                self.epsilon,
-                dtype=x.dtype,
-                device=x.device,
-            )
-        transform = self._transform
+        transform, propagate = self._operators(x, edge_index)
         h = input_dropout(self._sparse_input(x), self.dropout, self.training)
         z = transform.apply_each(channel_project(h, self.weight))
         for k in range(self.num_layers):
-            z = self._propagate(z)
+            z = propagate(z)
             if k + 1 < self.num_layers:
                 z = transform.apply_each(transform.apply_each(z))
         return transform.reconstruct(z) + self.bias
