@@ -19,14 +19,13 @@ precomputed tensor, and the largest difference between the two models' eval logi
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-import torch_geometric
 
+from _env import environment
 from framekd.data import load_dataset
 from framekd.errors import MemoryBudgetError
 from framekd.knowledge import graph_knowledge
@@ -103,8 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
-    print(f"torch {torch.__version__}, PyG {torch_geometric.__version__}, "
-          f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}; "
+    print(f"{environment()}; "
           f"power {args.layers}, dropout {args.dropout}, median of {args.repeats}\n")
     print("| dataset | N | d | setup precomputed (s) | setup framekd (s) | step precomputed (s) "
           "| step framekd (s) | speed-up | eval precomputed (s) | eval framekd (s) "

@@ -15,14 +15,13 @@ difference between the two models' logits (same weights). Prints a Markdown tabl
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-import torch_geometric
 
+from _env import environment
 from framekd.data import load_dataset
 from framekd.models import build_teacher
 from framekd.models.teachers import SPARSE_INPUT_DENSITY
@@ -59,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
-    print(f"torch {torch.__version__}, PyG {torch_geometric.__version__}, "
-          f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}; "
+    print(f"{environment()}; "
           f"median of {args.repeats} after 1 warm-up; threshold {SPARSE_INPUT_DENSITY}\n")
     print("| dataset | density | teacher | train step dense (s) | sparse (s) | speed-up "
           "| forward dense (s) | sparse (s) | speed-up | max logit diff |")

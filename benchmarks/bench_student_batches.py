@@ -20,14 +20,13 @@ Prints the median epoch time of each and the largest logit difference.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-import torch_geometric
 
+from _env import environment
 from framekd.data import load_dataset
 from framekd.models import build_student
 
@@ -71,8 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, PyG {torch_geometric.__version__}, "
-          f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}; "
+    print(f"{environment()}; "
           f"MLP student, batch {args.batch_size}, median of {args.repeats} epochs after 1\n")
     print("| dataset | N | d | batches | epoch, gather (s) | epoch, rows (s) | speed-up "
           "| max logit diff |")
