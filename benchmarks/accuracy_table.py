@@ -12,7 +12,8 @@ accuracy`` builds it (:func:`framekd.bench.accuracy_row`, same "reached" rule), 
 same dataset, protocol, graph and knowledge replaces an earlier one (a re-run supersedes).
 ``--drop DATASET:PROTOCOL:GRAPH:KNOWLEDGE`` leaves a row out (e.g. one run with a preset
 that has since changed); the dropped rows are listed under the table.
-Written as ``OUT.md`` and ``OUT.csv``. Nothing is trained here.
+Written as ``OUT.md`` (the table, then one line per dataset for protocol ``fgkd`` on the
+original graph) and ``OUT.csv``. Nothing is trained here.
 """
 
 from __future__ import annotations
@@ -57,6 +58,28 @@ def rows_of_csv(path: Path) -> list[dict]:
     return rows
 
 
+def summary_markdown(rows: list[dict]) -> str:
+    """One line per dataset and knowledge (protocol fgkd, original graph): the teacher, the
+    better FMLP, GLNN and the MLP on labels, and whether the best student reached it."""
+    def cell(row: dict, model: str) -> str:
+        return f"{row[f'{model}_mean']:.2f} ± {row[f'{model}_std']:.2f}"
+
+    lines = ["| dataset | knowledge | teacher (spatial) | best FMLP | GLNN | MLP on labels "
+             "| best student − teacher | reached |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    picked = [r for r in rows if r["protocol"] == "fgkd" and r["graph"] == "original"
+              and "gap" in r]
+    for r in picked:
+        fmlp = max(("fmlp-s", "fmlp-o"), key=lambda m: r[f"{m}_mean"])
+        lines.append(f"| {r['dataset']} | {r.get('knowledge', '')} | {cell(r, r['teacher'])} | "
+                     f"{cell(r, fmlp)} ({fmlp}) | {cell(r, 'glnn')} | {cell(r, 'mlp')} | "
+                     f"{r['gap']:+.2f} ({r['best_student']}) | {'yes' if r['reached'] else 'no'} |")
+    datasets = {r["dataset"] for r in picked}
+    reached = {r["dataset"] for r in picked if r["reached"]}
+    return ("\n".join(lines) + f"\n\nfgkd, original graph: the best student reached the "
+            f"teacher on {len(reached)} of {len(datasets)} datasets (with at least one of the "
+            "knowledge modes listed).\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or accuracy.csv files")
@@ -79,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     text = accuracy_markdown(rows)
     if drop:
         text += "\nLeft out (--drop): " + ", ".join(":".join(k) for k in sorted(drop)) + ".\n"
+    text += "\n" + summary_markdown(rows)
     write_text(args.out.with_suffix(".md"), text)
     write_csv(args.out.with_suffix(".csv"), rows, ACCURACY_COLUMNS)
     print(text)
