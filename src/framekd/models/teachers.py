@@ -84,9 +84,6 @@ class _FrameletTeacher(nn.Module):
         """Forget the cached graph operators; the next forward call rebuilds them."""
         self._cache_key = None
         self._transform = self._user_transform
-        self._clear_graph_cache()
-
-    def _clear_graph_cache(self) -> None:
         self._propagate = None
 
     def _refresh(self, x: Tensor, edge_index: Tensor) -> bool:
