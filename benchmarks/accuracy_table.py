@@ -10,8 +10,6 @@ Each input is a finished run folder (``metrics.json`` + ``config.yaml``, e.g.
 accuracy`` builds it (:func:`framekd.bench.accuracy_row`, same "reached" rule), or an
 ``accuracy.csv`` that command wrote, whose rows are taken as they are. A later row with the
 same dataset, protocol, graph and knowledge replaces an earlier one (a re-run supersedes).
-``--drop DATASET:PROTOCOL:GRAPH:KNOWLEDGE`` leaves a row out (e.g. one run with a preset
-that has since changed); the dropped rows are listed under the table.
 Written as ``OUT.md`` (the table, then one line per dataset for protocol ``fgkd`` on the
 original graph) and ``OUT.csv``. Nothing is trained here.
 """
@@ -84,25 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or accuracy.csv files")
     parser.add_argument("--out", type=Path, required=True, help="path without extension")
-    parser.add_argument("--drop", action="append", default=[], metavar="D:P:G:K",
-                        help="leave out the row with this dataset:protocol:graph:knowledge")
     args = parser.parse_args(argv)
-    drop = {tuple(spec.split(":")) for spec in args.drop}
-    if bad := [spec for spec in args.drop if len(spec.split(":")) != 4]:
-        parser.error(f"--drop {bad[0]!r}: expected DATASET:PROTOCOL:GRAPH:KNOWLEDGE")
     table: dict[tuple, dict] = {}
     for path in args.runs:
         for row in rows_of_csv(path) if path.suffix == ".csv" else [row_of(path)]:
             key = (row["dataset"], row["protocol"], row["graph"], row.get("knowledge"))
             table.pop(key, None)  # a re-run moves to the end, after what it supersedes
             table[key] = row
-    if missing := drop - table.keys():
-        parser.error(f"--drop {':'.join(sorted(missing)[0])}: no such row in the inputs")
-    rows = [row for key, row in table.items() if key not in drop]
-    text = accuracy_markdown(rows)
-    if drop:
-        text += "\nLeft out (--drop): " + ", ".join(":".join(k) for k in sorted(drop)) + ".\n"
-    text += "\n" + summary_markdown(rows)
+    rows = list(table.values())
+    text = accuracy_markdown(rows) + "\n" + summary_markdown(rows)
     write_text(args.out.with_suffix(".md"), text)
     write_csv(args.out.with_suffix(".csv"), rows, ACCURACY_COLUMNS)
     print(text)
