@@ -160,7 +160,8 @@ def run_dense(path: Path) -> dict:
 
     from framekd.framelets import FrameletTransform
     from framekd.io import load_metadata, load_tensors
-    from framekd.knowledge import gcn_adjacency, graph_knowledge, sketch_matrix
+    from framekd.knowledge import graph_knowledge, sketch_matrix
+    from framekd.operators import gcn_adjacency
 
     ei = load_tensors(path)["edge_index"]
     n = int(load_metadata(path)["num_nodes"])

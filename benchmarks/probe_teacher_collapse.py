@@ -21,20 +21,18 @@ import torch
 
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
-from framekd.models import EnergyPropagation, build_teacher
+from framekd.models import build_teacher
 from framekd.splits import make_split
 
 
 @torch.no_grad()
 def dead_output_units(model, data) -> float:
     model.eval()
-    transform = model.transform
-    propagate = EnergyPropagation(data.edge_index, data.num_nodes, list(transform.channels),
-                                  model.epsilon)
+    operator = model.operator(data.x, data.edge_index)
     h = data.x
     for conv in model.convs[:-1]:
-        h = conv(h, transform, propagate)
-    z = propagate(transform.apply_each(model.convs[-1].project(h)))  # [C, N, classes]
+        h = conv(h, operator)
+    z = model.convs[-1].channel_outputs(h, operator)  # [C, N, classes], after the ReLU
     return float((z <= 0).all(dim=1).float().mean())
 
 

@@ -215,10 +215,10 @@ def test_run_with_sdrf_rewires_once_and_caches(tmp_path, monkeypatch):
     assert len(calls) == 1  # the rewired graph came from the cache
 
 
-def test_sdrf_without_preset_needs_settings(tmp_path):
-    cfg = _cfg(extra=("rewire.method=sdrf",))
+def test_sdrf_without_preset_needs_settings():
+    # Settings are validated when the configuration is resolved, before any data loads.
     with pytest.raises(ConfigError, match="no SDRF preset"):
-        _run(tmp_path, "p", cfg)
+        _cfg(extra=("rewire.method=sdrf",))
 
 
 def test_shipped_presets_are_valid_and_overridable():
@@ -251,3 +251,39 @@ def test_auto_knowledge_mode_picks_features_when_small():
     n = AUTO_FEATURES_BYTES // (4 * 2 * 2 * 8) + 1
     big = SimpleNamespace(num_nodes=n, x=torch.empty(0, 8))
     assert knowledge_mode(_cfg(), big) == "sketch"
+
+
+def _count_graph_checks(monkeypatch) -> list[int]:
+    import framekd.graph as graph
+
+    seen: list[int] = []
+    real = graph.check_edge_index
+
+    def spy(edge_index, num_nodes, **kw):
+        seen.append(id(edge_index))
+        return real(edge_index, num_nodes, **kw)
+
+    monkeypatch.setattr(graph, "check_edge_index", spy)
+    return seen
+
+
+def test_a_run_validates_its_graph_once(tmp_path, monkeypatch):
+    """Validation happens at the edge: the loaded graph is checked once, not by every stage
+    (transform, knowledge, each seed's teachers)."""
+    seen = _count_graph_checks(monkeypatch)
+    args = ["run", "--dataset", TINY, "--seeds", "2", "--out", str(tmp_path / "r"), "--quiet",
+            "--set", "baselines=[gcn,simplified]"] + [a for s in FAST for a in ("--set", s)]
+    assert main(args) == 0
+    assert len(seen) == 1, f"check_edge_index ran {len(seen)} times on one graph"
+
+
+@pytest.mark.data
+def test_cora_run_validates_its_graph_once(tmp_path, monkeypatch):
+    root = os.environ.get("FRAMEKD_DATA")
+    if not root or not os.path.isdir(os.path.join(root, "Planetoid", "Cora", "raw")):
+        pytest.skip("FRAMEKD_DATA is unset or has no Planetoid/Cora/raw (real-data test)")
+    seen = _count_graph_checks(monkeypatch)
+    args = ["run", "--dataset", "cora", "--seeds", "2", "--out", str(tmp_path / "cora"),
+            "--quiet", "--set", "teacher.epochs=2", "--set", "student.epochs=2"]
+    assert main(args) == 0
+    assert len(seen) == 1, f"check_edge_index ran {len(seen)} times on one graph"

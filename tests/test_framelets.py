@@ -15,9 +15,9 @@ from framekd.framelets import (
     FILTER_BANKS,
     FrameletTransform,
     chebyshev_coefficients,
-    estimate_lambda_max,
     filter_bank,
 )
+from framekd.operators import estimate_lambda_max
 
 F64 = torch.float64
 

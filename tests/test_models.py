@@ -278,13 +278,15 @@ def test_build_teacher_rejects_bad_names_and_options():
     assert isinstance(build_teacher("simplified", 3, 2), SimplifiedFramelet)
 
 
-def test_spatial_rejects_transform_with_other_channel_count():
+def test_framelet_teacher_takes_its_settings_from_a_given_transform():
     n = 8
     edge_index = ring_graph(n, chords=0)
-    model = SpatialFramelet(3, 4, 2, filters="linear")  # 3 channels
-    model._user_transform = model._transform = DenseHaar(edge_index, n)  # 2 channels
-    with pytest.raises(ConfigError, match="channels"):
-        model(torch.randn(n, 3), edge_index)
+    model = SpatialFramelet(3, 4, 2, transform=DenseHaar(edge_index, n))
+    assert model.num_channels == 2 and model.convs[0].weight.size(0) == 2
+    with pytest.raises(ConfigError, match="framelet settings come from"):
+        SpatialFramelet(3, 4, 2, filters="linear", transform=DenseHaar(edge_index, n))
+    with pytest.raises(ConfigError, match="8 nodes"):
+        model(torch.randn(n + 1, 3), ring_graph(n + 1, chords=0))
 
 
 # --------------------------------------------------------------------------- students

@@ -45,21 +45,15 @@ def _once(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-def _build(name: str, data: Any, cfg: dict[str, Any], knowledge_shape: Sequence[int]):
-    from framekd.models import build_student, build_teacher
+def _build(name: str, data: Any, rc: Any, knowledge_shape: Sequence[int], operator: Any):
+    """Model ``name`` from the run configuration (the same path as ``framekd run``)."""
+    from framekd.models import student_from_config, teacher_from_config
+    from framekd.models.registry import TEACHERS
 
     d, c = data.x.size(1), int(data.y.max()) + 1
-    t, s, fr = cfg["teacher"], cfg["student"], cfg["framelet"]
-    if name in ("spatial", "gcn"):
-        kw: dict[str, Any] = {"hidden_channels": int(t["hidden"]), "num_layers": int(t["layers"])}
-        if name == "spatial":
-            kw["epsilon"] = float(t["epsilon"])
-            kw.update({k: fr[k] for k in ("filters", "levels", "scale", "order")})
-        return build_teacher(name, d, c, **kw), "teacher"
-    kw = {"hidden_channels": int(s["hidden"])}
-    if name != "mlp":
-        kw["knowledge_shape"] = tuple(knowledge_shape)
-    return build_student(name, d, c, **kw), "student"
+    if name in TEACHERS:
+        return teacher_from_config(name, rc, d, c, operator=operator), "teacher"
+    return student_from_config(name, rc, d, c, knowledge_shape=knowledge_shape), "student"
 
 
 def speed_benchmark(
@@ -83,40 +77,44 @@ def speed_benchmark(
     query from the query's rows only: the knowledge lookup ``knowledge[:, :, idx]`` plus a
     forward pass on ``query_size`` rows. A teacher has no per-node path: it runs the
     full-graph forward pass and keeps the query's rows (a K-hop subgraph extraction is not
-    timed), which is the honest comparison. ``setup_ms`` is each model's first full-graph
-    call: a teacher builds its framelet operators (λ_max estimate, normalised adjacency) and
-    the sparse copy of mostly-zero features (:class:`~framekd.models.SparseInput`); a
-    student makes that sparse copy. Warm-up calls follow it, so the medians leave it out.
+    timed), which is the honest comparison. The framelet teachers use the operator the
+    knowledge was computed with (its λ_max estimate and normalised adjacency are in
+    ``knowledge_seconds``). ``setup_ms`` is each model's first full-graph call: the sparse
+    copy of mostly-zero features (:class:`~framekd.models.SparseInput`). Warm-up calls follow
+    it, so the medians leave it out.
 
     Returns ``{"dataset", "nodes", "edges", "device", "threads", "repeats", "warmup",
     "query_size", "knowledge_mode", "knowledge_shape", "knowledge_seconds", "lookup_ms",
     "rows": [{"model", "role", "full_ms", "query_ms", "setup_ms", "full_speedup",
     "query_speedup"}]}`` where the speed-ups are relative to the spatial teacher.
     """
-    from framekd.config import resolve
+    from framekd.config import RunConfig, resolve
     from framekd.data import load_dataset
-    from framekd.experiment import compute_knowledge, knowledge_mode
+    from framekd.experiment import compute_knowledge, graph_operator, knowledge_mode
 
-    cfg = resolve(str(dataset), overrides=list(overrides))
-    device = torch.device(str(cfg["device"]))
+    cfg = RunConfig.from_dict(resolve(str(dataset), overrides=list(overrides)))
+    device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{device}' requested but CUDA is not available; use cpu")
     if data is None:
-        data = load_dataset(cfg["dataset"])
+        data = load_dataset(cfg.dataset)
     data = data.to(device)
     n = data.num_nodes
     if not 1 <= query_size <= n:
         raise ConfigError(f"query_size must be in [1, {n}] for {dataset}, got {query_size}")
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(n, generator=gen)[:query_size].to(device)
+    # The operator (λ_max estimate, normalised adjacency) is built inside the timed knowledge
+    # precompute; the teachers then reuse it from the operator cache.
     knowledge, k_seconds = compute_knowledge(data, cfg, cache_dir=None, device=device)
+    operator = graph_operator(cfg, data)
     timing = {"repeats": repeats, "warmup": warmup, "device": device}
     lookup = median_time(lambda: knowledge[:, :, idx], **timing)
     x, ei = data.x, data.edge_index
     rows = []
     for name in models:
         torch.manual_seed(seed)
-        model, role = _build(name, data, cfg, knowledge.shape)
+        model, role = _build(name, data, cfg, knowledge.shape, operator)
         model = model.to(device).eval()
         row: dict[str, Any] = {"model": name, "role": role}
         if role == "teacher":
@@ -306,7 +304,7 @@ def accuracy_benchmark(
         try:
             if isinstance(cfg, FramekdError):
                 raise cfg
-            data = load_dataset(cfg["dataset"])
+            data = load_dataset(cfg.dataset)
             metrics = None
             for s in range(1, seeds + 1):
                 seed_done = (out / "runs" / job.slug / f"seed_{s - 1}" / "metrics.json").is_file()

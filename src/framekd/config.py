@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,12 @@ from typing import Any
 import yaml
 
 from framekd.errors import ConfigError
+from framekd.framelets import FrameletSpec
+from framekd.models.registry import STUDENTS as _STUDENT_MODELS
+from framekd.models.registry import TEACHERS as _TEACHER_MODELS
 
-TEACHERS = ("spatial", "simplified", "gcn", "sage", "gat")
-STUDENTS = ("mlp", "fmlp-s", "fmlp-o")
+TEACHERS = tuple(_TEACHER_MODELS)
+STUDENTS = tuple(_STUDENT_MODELS)
 PROTOCOLS = ("fgkd", "geom", "public", "cpf")
 KNOWLEDGE_MODES = ("auto", "sketch", "rows", "features")
 
@@ -158,48 +162,172 @@ def _check(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _positive_int(cfg: Mapping[str, Any], section: str, key: str) -> None:
-    value = cfg[section][key] if section else cfg[key]
-    name = f"{section}.{key}" if section else key
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-        f"{name} must be a positive integer, got {value!r}",
-    )
+def _positive_int(value: Any, name: str) -> int:
+    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+           f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
-def validate(cfg: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` for any invalid value, naming the key."""
-    _check(cfg["protocol"] in PROTOCOLS,
-           f"protocol must be one of {', '.join(PROTOCOLS)}, got {cfg['protocol']!r}")
-    _positive_int(cfg, "", "seeds")
-    t, s, k = cfg["teacher"], cfg["student"], cfg["knowledge"]
-    _check(t["name"] in TEACHERS,
-           f"teacher.name must be one of {', '.join(TEACHERS)}, got {t['name']!r}")
-    for name in cfg["baselines"] or []:
-        _check(name in TEACHERS, f"baselines: unknown teacher {name!r}; use {', '.join(TEACHERS)}")
-    names = s["names"]
-    _check(isinstance(names, list) and len(names) > 0,
-           "student.names must be a non-empty list, e.g. [mlp, fmlp-s, fmlp-o]")
-    for name in names:
-        _check(name in STUDENTS, f"unknown student {name!r}; use {', '.join(STUDENTS)}")
-    for section in ("teacher", "student"):
-        for key in ("hidden", "epochs", "patience"):
-            _positive_int(cfg, section, key)
-        d = cfg[section]
-        _check(0.0 <= float(d["dropout"]) < 1.0, f"{section}.dropout must be in [0, 1)")
-        _check(float(d["lr"]) > 0, f"{section}.lr must be positive, got {d['lr']!r}")
-        _check(float(d["weight_decay"]) >= 0, f"{section}.weight_decay must be >= 0")
-    _positive_int(cfg, "teacher", "layers")
-    _check(isinstance(t["epsilon"], (int, float)), "teacher.epsilon must be a number")
-    _check(0.0 <= float(s["lam"]) <= 1.0, f"student.lam must be in [0, 1], got {s['lam']!r}")
-    _check(float(s["temperature"]) > 0, "student.temperature must be positive")
-    _check(s["batch_size"] is None or (isinstance(s["batch_size"], int) and s["batch_size"] > 0),
-           "student.batch_size must be a positive integer or null (full batch)")
-    _check(k["mode"] in KNOWLEDGE_MODES,
-           f"knowledge.mode must be one of {', '.join(KNOWLEDGE_MODES)}, got {k['mode']!r}")
-    _positive_int(cfg, "knowledge", "sketch_dim")
-    _check(cfg["rewire"]["method"] in (None, "sdrf"),
-           f"rewire.method must be null or sdrf, got {cfg['rewire']['method']!r}")
+def _number(value: Any, name: str) -> float:
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool),
+           f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _training(d: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """The training settings shared by teacher and student sections, checked."""
+    out = {key: _positive_int(d[key], f"{section}.{key}") for key in ("hidden", "epochs",
+                                                                      "patience")}
+    out["dropout"] = _number(d["dropout"], f"{section}.dropout")
+    _check(0.0 <= out["dropout"] < 1.0, f"{section}.dropout must be in [0, 1)")
+    out["lr"] = _number(d["lr"], f"{section}.lr")
+    _check(out["lr"] > 0, f"{section}.lr must be positive, got {d['lr']!r}")
+    out["weight_decay"] = _number(d["weight_decay"], f"{section}.weight_decay")
+    _check(out["weight_decay"] >= 0, f"{section}.weight_decay must be >= 0")
+    return out
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """The ``teacher`` section: model, width, depth, ε and its training settings."""
+
+    name: str
+    hidden: int
+    layers: int
+    dropout: float
+    epsilon: float
+    lr: float
+    weight_decay: float
+    epochs: int
+    patience: int
+
+    @classmethod
+    def from_dict(cls, t: Mapping[str, Any]) -> TeacherSpec:
+        _check(t["name"] in TEACHERS,
+               f"teacher.name must be one of {', '.join(TEACHERS)}, got {t['name']!r}")
+        return cls(name=t["name"], layers=_positive_int(t["layers"], "teacher.layers"),
+                   epsilon=_number(t["epsilon"], "teacher.epsilon"), **_training(t, "teacher"))
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """The ``student`` section: which students, their width and distillation settings."""
+
+    names: tuple[str, ...]
+    hidden: int
+    dropout: float
+    lr: float
+    weight_decay: float
+    epochs: int
+    patience: int
+    lam: float
+    temperature: float
+    batch_size: int | None
+
+    @classmethod
+    def from_dict(cls, s: Mapping[str, Any]) -> StudentSpec:
+        names = s["names"]
+        _check(isinstance(names, list) and len(names) > 0,
+               "student.names must be a non-empty list, e.g. [mlp, fmlp-s, fmlp-o]")
+        for name in names:
+            _check(name in STUDENTS, f"unknown student {name!r}; use {', '.join(STUDENTS)}")
+        lam = _number(s["lam"], "student.lam")
+        _check(0.0 <= lam <= 1.0, f"student.lam must be in [0, 1], got {s['lam']!r}")
+        temperature = _number(s["temperature"], "student.temperature")
+        _check(temperature > 0, "student.temperature must be positive")
+        batch = s["batch_size"]
+        _check(batch is None or (isinstance(batch, int) and not isinstance(batch, bool)
+                                 and batch > 0),
+               "student.batch_size must be a positive integer or null (full batch)")
+        return cls(names=tuple(names), lam=lam, temperature=temperature, batch_size=batch,
+                   **_training(s, "student"))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A resolved run configuration, validated once and typed.
+
+    The YAML/``--set`` form is a nested dict (:func:`resolve`); :meth:`from_dict` checks it
+    and turns every section into its spec: :class:`TeacherSpec`, :class:`StudentSpec`,
+    :class:`~framekd.framelets.FrameletSpec`, the knowledge settings and, with
+    ``rewire.method: sdrf``, an :class:`~framekd.rewire.SDRFSpec` (the dataset's preset
+    filling the fields not given). Code after the edge reads these, never the dict.
+    """
+
+    dataset: str
+    protocol: str
+    seeds: int
+    device: str
+    teacher: TeacherSpec
+    baselines: tuple[str, ...]
+    framelet: FrameletSpec
+    knowledge_mode: str
+    sketch_dim: int
+    sketch_seed: int
+    student: StudentSpec
+    rewire: Any = None  # framekd.rewire.SDRFSpec or None
+    #: The validated dict itself (what ``config.yaml`` holds).
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def digest(self) -> str:
+        """:func:`config_hash` of the configuration: what a finished seed is checked against."""
+        return config_hash(self.raw)
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> RunConfig:
+        """Validate ``cfg``; raise :class:`ConfigError` naming the key of any bad value."""
+        _check(cfg["protocol"] in PROTOCOLS,
+               f"protocol must be one of {', '.join(PROTOCOLS)}, got {cfg['protocol']!r}")
+        baselines = cfg["baselines"] or []
+        _check(isinstance(baselines, list),
+               f"baselines must be a list of teacher names, got {baselines!r}")
+        for name in baselines:
+            _check(name in TEACHERS,
+                   f"baselines: unknown teacher {name!r}; use {', '.join(TEACHERS)}")
+        k = cfg["knowledge"]
+        _check(k["mode"] in KNOWLEDGE_MODES,
+               f"knowledge.mode must be one of {', '.join(KNOWLEDGE_MODES)}, got {k['mode']!r}")
+        seed = k.get("seed", 0)
+        _check(isinstance(seed, int) and not isinstance(seed, bool),
+               f"knowledge.seed must be an integer, got {seed!r}")
+        rw = cfg["rewire"]
+        _check(rw["method"] in (None, "sdrf"),
+               f"rewire.method must be null or sdrf, got {rw['method']!r}")
+        rewire = None
+        if rw["method"] == "sdrf":
+            from framekd.rewire import SDRFSpec
+
+            given = {key: rw[key] for key in ("iterations", "tau", "removal_bound")}
+            rewire = SDRFSpec.from_preset(str(cfg["dataset"]), **given)
+        return cls(
+            dataset=str(cfg["dataset"]),
+            protocol=cfg["protocol"],
+            seeds=_positive_int(cfg["seeds"], "seeds"),
+            device=str(cfg["device"]),
+            teacher=TeacherSpec.from_dict(cfg["teacher"]),
+            baselines=tuple(baselines),
+            framelet=_framelet(cfg["framelet"]),
+            knowledge_mode=k["mode"],
+            sketch_dim=_positive_int(k["sketch_dim"], "knowledge.sketch_dim"),
+            sketch_seed=seed,
+            student=StudentSpec.from_dict(cfg["student"]),
+            rewire=rewire,
+            raw=copy.deepcopy(dict(cfg)),
+        )
+
+
+def _framelet(fr: Mapping[str, Any]) -> FrameletSpec:
+    try:
+        return FrameletSpec.coerce(fr)
+    except ConfigError as err:
+        raise ConfigError(f"framelet: {err}") from err
+
+
+def validate(cfg: Mapping[str, Any]) -> RunConfig:
+    """Raise :class:`ConfigError` for any invalid value, naming the key; return the typed
+    :class:`RunConfig`."""
+    return RunConfig.from_dict(cfg)
 
 
 def config_hash(cfg: Mapping[str, Any], *, ignore: Iterable[str] = ("seeds",)) -> str:

@@ -34,13 +34,14 @@ import yaml
 from torch import Tensor
 from torch_geometric.data import Data
 
-from framekd.config import config_hash
+from framekd.config import RunConfig, config_hash
 from framekd.errors import CheckpointError, ConfigError
+from framekd.framelets import FrameletOperator, framelet_operator
 from framekd.io import load_tensors, read_json, save_tensors, write_json, write_text
+from framekd.knowledge import KnowledgeSpec
+from framekd.models.registry import DISTILLED_MLP, ROW_ORDER, TEACHERS
 from framekd.timing import median_time
 
-# Table order of the model rows.
-ROW_ORDER = ("spatial", "simplified", "gcn", "sage", "gat", "mlp", "glnn", "fmlp-s", "fmlp-o")
 #: A process running a seed holds this file in the seed's folder.
 CLAIM_FILE = "CLAIM"
 
@@ -54,59 +55,42 @@ class SeedResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _device(cfg: dict[str, Any]) -> torch.device:
-    name = str(cfg["device"])
+def _device(rc: RunConfig) -> torch.device:
+    name = rc.device
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' requested but CUDA is not available; use device=cpu")
     return torch.device(name)
 
 
+def _typed(cfg: RunConfig | dict[str, Any]) -> RunConfig:
+    return cfg if isinstance(cfg, RunConfig) else RunConfig.from_dict(cfg)
+
+
 def prepare_graph(
-    cfg: dict[str, Any], data: Data | None = None, *, cache_dir: Path | None = None,
-    log: Callable[[str], None] = print,
+    cfg: RunConfig | dict[str, Any], data: Data | None = None, *,
+    cache_dir: Path | None = None, log: Callable[[str], None] = print,
 ) -> tuple[Data, dict[str, Any]]:
     """Load (or take) the graph and apply the configured rewiring; return it with notes."""
     from framekd.data import load_dataset
 
+    rc = _typed(cfg)
     info: dict[str, Any] = {}
     if data is None:
-        data = load_dataset(cfg["dataset"])
-    rw = cfg["rewire"]
-    if rw["method"] == "sdrf":
-        data, info["rewire"] = _rewire(data, cfg, cache_dir=cache_dir, log=log)
+        data = load_dataset(rc.dataset)
+    if rc.rewire is not None:
+        data, info["rewire"] = _rewire(data, rc.rewire, cache_dir=cache_dir, log=log)
     return data, info
 
 
-def _sdrf_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    from framekd.rewire import sdrf_preset
-
-    rw = cfg["rewire"]
-    given = {k: rw[k] for k in ("iterations", "tau", "removal_bound") if rw[k] is not None}
-    if len(given) < 3:
-        try:
-            base = sdrf_preset(str(cfg["dataset"]))
-        except ConfigError:
-            if "iterations" not in given or "tau" not in given:
-                raise
-            base = {}
-        base.update(given)
-        given = base
-    return {
-        "iterations": int(given["iterations"]),
-        "tau": float(given["tau"]),
-        "removal_bound": given.get("removal_bound"),
-        "seed": 0,
-    }
-
-
 def _rewire(
-    data: Data, cfg: dict[str, Any], *, cache_dir: Path | None, log: Callable[[str], None]
+    data: Data, spec: Any, *, cache_dir: Path | None, log: Callable[[str], None]
 ) -> tuple[Data, dict[str, Any]]:
-    """SDRF once, cached on disk by graph hash and settings."""
+    """SDRF once (``spec``: an :class:`~framekd.rewire.SDRFSpec`), cached on disk by graph
+    hash and settings."""
     from framekd.graph import graph_hash
     from framekd.rewire import sdrf
 
-    settings = _sdrf_settings(cfg)
+    settings = spec.to_dict()
     key = f"{graph_hash(data.edge_index, data.num_nodes)}-" + config_hash(settings, ignore=())
     path = cache_dir / f"sdrf-{key}.safetensors" if cache_dir else None
     edge_index = None
@@ -140,79 +124,70 @@ def _rewire(
 AUTO_FEATURES_BYTES = 1 << 30
 
 
-def knowledge_mode(cfg: dict[str, Any], data: Data) -> str:
-    """The knowledge mode a run uses: ``knowledge.mode``, with ``auto`` resolved.
+def knowledge_spec(cfg: RunConfig | dict[str, Any], data: Data) -> KnowledgeSpec:
+    """The knowledge a run computes: ``knowledge.mode`` with ``auto`` resolved, one power per
+    teacher layer.
 
     ``auto`` picks ``features`` (propagated features K_c^k X, width d) when they take at most
-    :data:`AUTO_FEATURES_BYTES`, and ``sketch`` (width ``sketch_dim``) otherwise. With the
-    same teachers, ``features`` gave the best student 0.4-2.7 points more than ``sketch`` on
-    Cora, CiteSeer and Chameleon (BENCHMARKS.md §3.1), but its width grows with the features.
+    :data:`AUTO_FEATURES_BYTES`, and ``sketch`` (width ``sketch_dim``) otherwise; BENCHMARKS.md
+    §3.1 compares the two.
     """
-    from framekd.framelets import framelet_channels
+    rc = _typed(cfg)
+    mode = rc.knowledge_mode
+    if mode == "auto":
+        size = 4 * rc.framelet.num_channels * rc.teacher.layers * data.num_nodes * data.x.size(1)
+        mode = "features" if size <= AUTO_FEATURES_BYTES else "sketch"
+    return KnowledgeSpec(mode=mode, powers=rc.teacher.layers, sketch_dim=rc.sketch_dim,
+                         seed=rc.sketch_seed)
 
-    mode = cfg["knowledge"]["mode"]
-    if mode != "auto":
-        return mode
-    fr = cfg["framelet"]
-    channels = len(framelet_channels(fr["filters"], int(fr["levels"])))
-    size = 4 * channels * int(cfg["teacher"]["layers"]) * data.num_nodes * data.x.size(1)
-    return "features" if size <= AUTO_FEATURES_BYTES else "sketch"
+
+def knowledge_mode(cfg: RunConfig | dict[str, Any], data: Data) -> str:
+    """The knowledge mode a run uses (see :func:`knowledge_spec`)."""
+    return knowledge_spec(cfg, data).mode
+
+
+def graph_operator(cfg: RunConfig | dict[str, Any], data: Data) -> FrameletOperator:
+    """The framelet operator of the run's graph: the framelet teachers train with it and the
+    students' knowledge is computed with it."""
+    rc = _typed(cfg)
+    return framelet_operator(data.edge_index, data.num_nodes, rc.framelet,
+                             epsilon=rc.teacher.epsilon, dtype=data.x.dtype,
+                             device=data.x.device)
 
 
 def compute_knowledge(
-    data: Data, cfg: dict[str, Any], *, cache_dir: Path | None, device: torch.device
+    data: Data, cfg: RunConfig | dict[str, Any], *, cache_dir: Path | None,
+    device: torch.device, operator: FrameletOperator | None = None,
 ) -> tuple[Tensor, float]:
-    """The students' graph knowledge ``[C, K, N, width]`` and the seconds it took."""
+    """The students' graph knowledge ``[C, K, N, width]`` and the seconds it took
+    (``operator`` defaults to :func:`graph_operator`)."""
     from framekd.knowledge import cached_graph_knowledge
 
-    k, fr = cfg["knowledge"], cfg["framelet"]
-    framelet = {key: fr[key] for key in ("filters", "levels", "scale", "order")}
-    if fr.get("alpha") is not None:
-        framelet["alpha"] = fr["alpha"]
+    rc = _typed(cfg)
     start = time.perf_counter()
+    if operator is None:
+        operator = graph_operator(rc, data)
     knowledge = cached_graph_knowledge(
-        data.edge_index,
-        data.num_nodes,
-        data.x,
-        cache_dir=cache_dir,
-        framelet=framelet,
-        powers=int(cfg["teacher"]["layers"]),
-        mode=knowledge_mode(cfg, data),
-        sketch_dim=int(k["sketch_dim"]),
-        epsilon=float(cfg["teacher"]["epsilon"]),
-        seed=int(k["seed"]),
-        device=device,
+        data.edge_index, data.num_nodes, data.x, knowledge_spec(rc, data),
+        cache_dir=cache_dir, operator=operator,
     )
     return knowledge.to(device), time.perf_counter() - start
 
 
-def _teacher_kwargs(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    t, fr = cfg["teacher"], cfg["framelet"]
-    kw: dict[str, Any] = {"num_layers": int(t["layers"]), "dropout": float(t["dropout"])}
-    if name != "simplified":
-        kw["hidden_channels"] = int(t["hidden"])
-    if name in ("spatial", "simplified"):
-        kw["epsilon"] = float(t["epsilon"])
-        kw.update({key: fr[key] for key in ("filters", "levels", "scale", "order")})
-        if fr.get("alpha") is not None:
-            kw["alpha"] = fr["alpha"]
-    return kw
-
-
 def _train_teacher(
-    name: str, data: Data, split: Any, cfg: dict[str, Any], seed: int, progress: bool
+    name: str, data: Data, split: Any, rc: RunConfig, seed: int, progress: bool,
+    operator: FrameletOperator | None,
 ) -> tuple[torch.nn.Module, dict[str, Any], Tensor]:
     from framekd.distill import predict_teacher, train_teacher
-    from framekd.models import build_teacher
+    from framekd.models import teacher_from_config
 
-    t = cfg["teacher"]
+    t = rc.teacher
     torch.manual_seed(seed)
-    model = build_teacher(
-        name, data.x.size(1), int(data.num_classes), **_teacher_kwargs(name, cfg)
-    ).to(data.x.device)
+    model = teacher_from_config(name, rc, data.x.size(1), int(data.num_classes),
+                                operator=operator).to(data.x.device)
     res = train_teacher(
-        model, data, split, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]),
-        epochs=int(t["epochs"]), patience=int(t["patience"]), seed=seed, progress=progress,
+        model, data, split, lr=t.lr, weight_decay=t.weight_decay, epochs=t.epochs,
+        patience=t.patience, seed=seed, progress=progress,
     )
     infer = median_time(lambda: predict_teacher(model, data), repeats=5, warmup=1,
                         device=data.x.device)
@@ -223,27 +198,24 @@ def _train_teacher(
 
 def _distil(
     name: str, data: Data, knowledge: Tensor, teacher_logp: Tensor, split: Any,
-    cfg: dict[str, Any], seed: int, progress: bool, *, lam: float | None = None,
+    rc: RunConfig, seed: int, progress: bool, *, lam: float | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any], Tensor | None]:
     from framekd.distill import distill_student, predict_student
-    from framekd.models import build_student
+    from framekd.models import student_from_config
 
-    s = cfg["student"]
-    graph_free = name == "mlp"
-    kw: dict[str, Any] = {"hidden_channels": int(s["hidden"]), "dropout": float(s["dropout"])}
-    if not graph_free:
-        kw["knowledge_shape"] = tuple(knowledge.shape)
+    s = rc.student
     torch.manual_seed(seed)
-    student = build_student(name, data.x.size(1), int(data.num_classes), **kw).to(data.x.device)
-    k = None if graph_free else knowledge
+    student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
+                                  knowledge_shape=knowledge.shape).to(data.x.device)
+    k = None if name == "mlp" else knowledge
     res = distill_student(
         student, data, k, teacher_logp, split,
-        lam=float(s["lam"] if lam is None else lam), T=float(s["temperature"]),
-        lr=float(s["lr"]), weight_decay=float(s["weight_decay"]), epochs=int(s["epochs"]),
-        patience=int(s["patience"]), batch_size=s["batch_size"], seed=seed, progress=progress,
+        lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
+        weight_decay=s.weight_decay, epochs=s.epochs, patience=s.patience,
+        batch_size=s.batch_size, seed=seed, progress=progress,
     )
     infer = median_time(
-        lambda: predict_student(student, data.x, k, batch_size=s["batch_size"]),
+        lambda: predict_student(student, data.x, k, batch_size=s.batch_size),
         repeats=5, warmup=1, device=data.x.device,
     )
     row = {"accuracy": res.test_acc, "val_accuracy": res.val_acc, "train_seconds": res.seconds,
@@ -252,39 +224,46 @@ def _distil(
 
 
 def run_seed(
-    data: Data, knowledge: Tensor, cfg: dict[str, Any], seed: int, seed_dir: Path,
-    *, progress: bool = False,
+    data: Data, knowledge: Tensor, cfg: RunConfig | dict[str, Any], seed: int, seed_dir: Path,
+    *, progress: bool = False, operator: FrameletOperator | None = None,
 ) -> SeedResult:
-    """Train teacher, comparison teachers and students for one seed; save everything."""
+    """Train teacher, comparison teachers and students for one seed; save everything.
+
+    ``operator`` is the framelet operator the knowledge was computed with (default: the
+    graph's, :func:`graph_operator`); the framelet teachers train with it.
+    """
     from framekd.splits import make_split
 
-    split = make_split(data, cfg["protocol"], seed)
+    rc = _typed(cfg)
+    if operator is None:
+        operator = graph_operator(rc, data)
+    split = make_split(data, rc.protocol, seed)
     result = SeedResult(seed=seed, notes=list(split.notes))
     weights: dict[str, dict[str, Tensor]] = {}
 
-    tname = cfg["teacher"]["name"]
-    teacher, row, teacher_logp = _train_teacher(tname, data, split, cfg, seed, progress)
+    tname = rc.teacher.name
+    teacher, row, teacher_logp = _train_teacher(tname, data, split, rc, seed, progress, operator)
     result.models[tname] = {"role": "teacher", **row}
     weights[tname] = teacher.state_dict()
-    for name in cfg["baselines"] or []:
+    for name in rc.baselines:
         if name == tname:
             continue
-        model, row, _ = _train_teacher(name, data, split, cfg, seed, progress)
+        model, row, _ = _train_teacher(name, data, split, rc, seed, progress, operator)
         result.models[name] = {"role": "teacher", **row}
         weights[name] = model.state_dict()
 
     gates: dict[str, Tensor] = {}
-    for name in cfg["student"]["names"]:
+    for name in rc.student.names:
         if name == "mlp":
             # The plain MLP learns from labels alone; GLNN is the same MLP distilled.
-            model, row, _ = _distil(name, data, knowledge, teacher_logp, split, cfg, seed,
+            model, row, _ = _distil(name, data, knowledge, teacher_logp, split, rc, seed,
                                     progress, lam=1.0)
             result.models["mlp"] = {"role": "student", **row}
             weights["mlp"] = model.state_dict()
-            name_out = "glnn"
+            name_out = DISTILLED_MLP
         else:
             name_out = name
-        model, row, g = _distil(name, data, knowledge, teacher_logp, split, cfg, seed, progress)
+        model, row, g = _distil(name, data, knowledge, teacher_logp, split, rc, seed, progress)
         result.models[name_out] = {"role": "student", **row}
         weights[name_out] = model.state_dict()
         if g is not None:
@@ -303,7 +282,7 @@ def run_seed(
     save_tensors(seed_dir / "split.safetensors",
                  {"train": split.train, "val": split.val, "test": split.test})
     write_json(seed_dir / "metrics.json", {
-        "seed": seed, "config_hash": config_hash(cfg), "models": result.models,
+        "seed": seed, "config_hash": rc.digest, "models": result.models,
         "notes": result.notes,
     })
     return result
@@ -427,7 +406,7 @@ def results_table(metrics: dict[str, Any]) -> str:
 
 
 def run_experiment(
-    cfg: dict[str, Any],
+    cfg: RunConfig | dict[str, Any],
     out_dir: str | Path,
     *,
     data: Data | None = None,
@@ -456,24 +435,27 @@ def run_experiment(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / "artifacts"
-    device = _device(cfg)
+    rc = _typed(cfg)
+    device = _device(rc)
     if data is not None:
         data = canonicalize(data)
-    data, info = prepare_graph(cfg, data, cache_dir=cache, log=log)
+    data, info = prepare_graph(rc, data, cache_dir=cache, log=log)
     if data.x is None or data.y is None:
         raise ConfigError("the graph needs node features x and labels y to train on")
     if "num_classes" not in data:
         data.num_classes = int(data.y.max()) + 1
     data = data.to(device)
-    write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(dict(rc.raw), sort_keys=False))
 
-    knowledge, k_seconds = compute_knowledge(data, cfg, cache_dir=cache, device=device)
+    operator = graph_operator(rc, data)
+    knowledge, k_seconds = compute_knowledge(data, rc, cache_dir=cache, device=device,
+                                             operator=operator)
     seeds: list[SeedResult] = []
     busy: list[int] = []
-    bar = tqdm(range(int(cfg["seeds"])), desc=f"{cfg['dataset']} seeds", disable=not progress)
+    bar = tqdm(range(rc.seeds), desc=f"{rc.dataset} seeds", disable=not progress)
     for seed in bar:
         seed_dir = out / f"seed_{seed}"
-        done = None if force else _load_seed(seed_dir, cfg)
+        done = None if force else _load_seed(seed_dir, rc.raw)
         if done is None:
             claim = claim_seed(seed_dir)
             if claim is None:
@@ -481,19 +463,20 @@ def run_experiment(
                 continue
             try:
                 # Another process may have finished the seed between the check and the claim.
-                done = None if force else _load_seed(seed_dir, cfg)
+                done = None if force else _load_seed(seed_dir, rc.raw)
                 if done is None:
-                    done = run_seed(data, knowledge, cfg, seed, seed_dir, progress=progress)
+                    done = run_seed(data, knowledge, rc, seed, seed_dir, progress=progress,
+                                    operator=operator)
             finally:
                 claim.unlink(missing_ok=True)
         seeds.append(done)
-    seeds = sorted(seeds + _collect_busy(out, busy, cfg, log), key=lambda r: r.seed)
-    extra = {"knowledge_seconds": k_seconds, "knowledge_mode": knowledge_mode(cfg, data),
-             "knowledge_shape": list(knowledge.shape), "config_hash": config_hash(cfg), **info}
+    seeds = sorted(seeds + _collect_busy(out, busy, rc.raw, log), key=lambda r: r.seed)
+    extra = {"knowledge_seconds": k_seconds, "knowledge_mode": knowledge_mode(rc, data),
+             "knowledge_shape": list(knowledge.shape), "config_hash": rc.digest, **info}
     notes = sorted({n for s in seeds for n in s.notes})
     if notes:
         extra["split_notes"] = notes
-    metrics = aggregate(cfg, seeds, extra)
+    metrics = aggregate(rc.raw, seeds, extra)
     write_json(out / "metrics.json", metrics)
     write_text(out / "results.md", results_table(metrics))
     return metrics
@@ -507,7 +490,7 @@ def load_trained(run_dir: str | Path, seed: int, name: str) -> torch.nn.Module:
     not match the configuration.
     """
     from framekd.io import load_metadata
-    from framekd.models import build_student, build_teacher
+    from framekd.models import student_from_config, teacher_from_config
 
     run_dir = Path(run_dir)
     try:
@@ -522,14 +505,14 @@ def load_trained(run_dir: str | Path, seed: int, name: str) -> torch.nn.Module:
         shape = tuple(int(v) for v in meta["knowledge_shape"].split(","))
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{path} lacks framekd metadata (not written by framekd)") from err
-    if name in ("spatial", "simplified", "gcn", "sage", "gat"):
-        model = build_teacher(name, d, c, **_teacher_kwargs(name, cfg))
+    try:
+        rc = RunConfig.from_dict(cfg)
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{run_dir}/config.yaml is not a valid configuration: {err}") from err
+    if name in TEACHERS:
+        model = teacher_from_config(name, rc, d, c)
     else:
-        s = cfg["student"]
-        kw = {"hidden_channels": int(s["hidden"]), "dropout": float(s["dropout"])}
-        if name not in ("mlp", "glnn"):
-            kw["knowledge_shape"] = shape
-        model = build_student("mlp" if name == "glnn" else name, d, c, **kw)
+        model = student_from_config(name, rc, d, c, knowledge_shape=shape)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 
 import torch
 from torch import Tensor
@@ -61,6 +62,59 @@ def check_edge_index(edge_index: Tensor, num_nodes: int, *, where: str = "edge_i
             f"{where} has node index {hi} at column {col} but the graph has {num_nodes} nodes; "
             "indices must lie in [0, num_nodes) - pass num_nodes or fix the edge list"
         )
+
+
+# id(edge_index) -> (weak reference, num_nodes, tensor version, canonical?). Keyed by id
+# because tensors compare elementwise, which a WeakKeyDictionary cannot use.
+_CHECKED: dict[int, tuple[weakref.ref, int, int, bool]] = {}
+
+
+def _memo(edge_index: Tensor, num_nodes: int) -> bool | None:
+    """``None`` when unchecked, else whether ``edge_index`` was found canonical."""
+    entry = _CHECKED.get(id(edge_index))
+    if entry is None:
+        return None
+    ref, n, version, canonical = entry
+    if ref() is not edge_index or n != num_nodes or version != edge_index._version:
+        return None  # another tensor reusing the id, another size, or edited in place
+    return canonical
+
+
+def _remember(edge_index: Tensor, num_nodes: int, canonical: bool) -> None:
+    key = id(edge_index)
+    ref = weakref.ref(edge_index, lambda _, key=key: _CHECKED.pop(key, None))
+    _CHECKED[key] = (ref, int(num_nodes), edge_index._version, canonical)
+
+
+def ensure_valid(edge_index: Tensor, num_nodes: int) -> None:
+    """:func:`check_edge_index`, skipped for a tensor already checked unchanged.
+
+    Validation happens once at the edge (loading, :func:`canonicalize`, the public entry
+    points); inner code calls this and trusts the result.
+    """
+    if _memo(edge_index, num_nodes) is None:
+        check_edge_index(edge_index, num_nodes)
+        _remember(edge_index, num_nodes, canonical=False)
+
+
+def ensure_canonical(edge_index: Tensor, num_nodes: int) -> None:
+    """Raise :class:`GraphError` unless ``edge_index`` is canonical: valid, symmetric and
+    without self-loops (the output of :func:`canonicalize`). Checked once per tensor."""
+    if _memo(edge_index, num_nodes):
+        return
+    ensure_valid(edge_index, num_nodes)
+    if edge_index.numel():
+        if bool((edge_index[0] == edge_index[1]).any()):
+            raise GraphError(
+                "edge_index has self-loops; framelets use the graph without self-loops - "
+                "pass the graph through framekd.graph.canonicalize first"
+            )
+        if not is_undirected(edge_index, num_nodes=num_nodes):
+            raise GraphError(
+                "edge_index is not symmetric; framelets need an undirected graph - "
+                "pass the graph through framekd.graph.canonicalize first"
+            )
+    _remember(edge_index, num_nodes, canonical=True)
 
 
 def check_features(x: Tensor, num_nodes: int) -> None:
@@ -132,7 +186,9 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
 
     Returns:
         A new :class:`Data`; ``x``, ``y`` and other tensors are shared with ``data``
-        (not copied), ``edge_index`` is new.
+        (not copied); ``edge_index`` is new unless ``data`` is already canonical (the
+        output of an earlier call), which is then returned with only ``x`` and ``y``
+        checked.
 
     Raises:
         GraphError: malformed edges, features or labels.
@@ -143,7 +199,8 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
     if num_nodes is None:
         raise GraphError("cannot infer the number of nodes; set data.num_nodes")
     edge_index = data.edge_index
-    check_edge_index(edge_index, num_nodes)
+    already = bool(_memo(edge_index, num_nodes))
+    ensure_valid(edge_index, num_nodes)
     if data.x is not None:
         check_features(data.x, num_nodes)
     num_classes = None
@@ -152,6 +209,11 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
         declared = int(data["num_classes"]) if "num_classes" in data else None
         num_classes = check_labels(data.y, num_nodes, declared)
 
+    if already:  # the output of an earlier call: only x and y needed checking
+        out = copy.copy(data)
+        if num_classes is not None:
+            out.num_classes = num_classes
+        return out
     edge_index = edge_index.long()
     was_directed = edge_index.numel() > 0 and not is_undirected(edge_index, num_nodes=num_nodes)
     edge_index, _ = remove_self_loops(edge_index)
@@ -177,6 +239,7 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
 
     # Shallow copy (as PyG transforms do): x and y are shared with the input, not
     # duplicated; on Coauthor-Physics a deep clone would copy 1.2 GB of features.
+    _remember(edge_index, num_nodes, canonical=True)
     out = copy.copy(data)
     out.edge_index = edge_index
     out.num_nodes = num_nodes

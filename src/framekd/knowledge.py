@@ -30,6 +30,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,8 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
 from framekd.errors import CheckpointError, ConfigError, FramekdWarning, MemoryBudgetError
-from framekd.framelets import (
-    FrameletTransform,
-    framelet_channels,
-    framelet_config,
-    sparse_csr,
-)
-from framekd.graph import check_edge_index, check_features, graph_hash
+from framekd.framelets import FrameletOperator, FrameletSpec, FrameletTransform, framelet_operator
+from framekd.graph import check_features, ensure_valid, graph_hash
 
 MODES = ("rows", "sketch", "features")
 #: Default memory budget of :func:`graph_knowledge` (bytes): 4 GiB.
@@ -53,41 +49,6 @@ DEFAULT_MEMORY_BUDGET = 4 * 2**30
 #: Working memory aimed at per column block (bytes).
 _BLOCK_BYTES = 2**30
 _CACHE_FORMAT = "framekd-knowledge-1"
-
-
-def gcn_adjacency(
-    edge_index: Tensor,
-    num_nodes: int,
-    *,
-    shift: float = 0.0,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    r"""The GCN-normalised adjacency :math:`\hat A + \mathrm{shift}\cdot\tilde D^{-1}`.
-
-    :math:`\hat A = \tilde D^{-1/2}(A + I)\tilde D^{-1/2}`, :math:`\tilde D = D + I`
-    (PyG ``gcn_norm`` with self-loops). The shift only touches the diagonal; the spatial
-    teacher uses ``shift = -epsilon`` for the low pass and ``+epsilon`` for high passes.
-    Returns a sparse CSR ``[N, N]`` tensor (use it with ``torch.sparse.mm``).
-    """
-    ei, w, dinv = _gcn_parts(edge_index, num_nodes)
-    diag = ei[0] == ei[1]
-    w = w.clone()
-    w[diag] = w[diag] + float(shift) * dinv[ei[0][diag]]
-    return sparse_csr(ei, w, num_nodes, dtype)
-
-
-def _gcn_parts(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Row-sorted GCN edges with weights (float64) and the vector of 1/D̃."""
-    from torch_geometric.nn.conv.gcn_conv import gcn_norm
-
-    check_edge_index(edge_index, num_nodes)
-    ei, w = gcn_norm(
-        edge_index.long().cpu(), None, num_nodes, add_self_loops=True, dtype=torch.float64
-    )
-    order = torch.argsort(ei[0] * num_nodes + ei[1])
-    ei, w = ei[:, order], w[order]
-    deg = torch.bincount(edge_index[0].long().cpu(), minlength=num_nodes).to(torch.float64)
-    return ei, w, 1.0 / (deg + 1.0)
 
 
 def sketch_matrix(
@@ -124,20 +85,81 @@ def _block_width(num_nodes: int, num_channels: int, width: int, dtype: torch.dty
     return max(1, min(width, max(32, int(fit))))
 
 
+@dataclass(frozen=True)
+class KnowledgeSpec:
+    r"""What knowledge the students get, validated once.
+
+    Args:
+        mode: ``"rows"`` (M = I), ``"sketch"`` (M = :func:`sketch_matrix`) or
+            ``"features"`` (M = X).
+        powers: number of powers K (the teacher's depth), >= 1.
+        sketch_dim: sketch width m, >= 1 (``sketch`` only).
+        seed: seed of the sketch.
+    """
+
+    mode: str = "sketch"
+    powers: int = 2
+    sketch_dim: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(
+                f"unknown knowledge mode {self.mode!r}; choose one of {', '.join(MODES)}"
+            )
+        for name, what in (("powers", "the teacher's depth"), ("sketch_dim", "the sketch width")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1 ({what}), got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"the sketch seed must be an integer, got {self.seed!r}")
+
+    def width(self, num_nodes: int, x: Tensor | None) -> int:
+        """Columns of M: N (rows), m (sketch) or d (features)."""
+        if self.mode == "rows":
+            return num_nodes
+        if self.mode == "sketch":
+            return self.sketch_dim
+        return 0 if x is None else x.size(1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _operator_for(
+    edge_index: Tensor, num_nodes: int, operator: FrameletOperator | None,
+    transform: FrameletTransform | None, framelet: Any, epsilon: float, dtype: torch.dtype | None,
+) -> FrameletOperator:
+    if not math.isfinite(float(epsilon)):
+        raise ConfigError(f"epsilon must be a finite number, got {epsilon!r}")
+    if operator is not None:
+        if operator.num_nodes != num_nodes:
+            raise ConfigError(
+                f"the operator was built for {operator.num_nodes} nodes but the graph has "
+                f"{num_nodes}; build it on this graph"
+            )
+        return operator
+    if transform is not None:
+        return FrameletOperator(edge_index, num_nodes, transform=transform, epsilon=epsilon)
+    return framelet_operator(
+        edge_index, num_nodes, framelet, epsilon=epsilon, dtype=dtype or torch.float32
+    )
+
+
 def graph_knowledge(
     edge_index: Tensor,
     num_nodes: int,
     x: Tensor | None = None,
+    spec: KnowledgeSpec | None = None,
     *,
+    operator: FrameletOperator | None = None,
     transform: FrameletTransform | None = None,
-    powers: int = 2,
-    mode: str = "sketch",
-    sketch_dim: int = 256,
+    framelet: FrameletSpec | Mapping[str, Any] | None = None,
     epsilon: float = 0.0,
-    seed: int = 0,
     memory_budget: int | None = None,
     dtype: torch.dtype | None = None,
     block_size: int | None = None,
+    **options: Any,
 ) -> Tensor:
     r"""Graph knowledge :math:`K_c^k M` for every channel c and power k = 1..``powers``.
 
@@ -145,71 +167,48 @@ def graph_knowledge(
         edge_index: canonical ``[2, E]`` edges (see :func:`framekd.graph.canonicalize`).
         num_nodes: number of nodes N.
         x: node features ``[N, d]``; required for ``mode="features"``.
-        transform: the :class:`~framekd.framelets.FrameletTransform` of this graph;
-            ``None`` builds the default (Haar, 1 level, order 8, float32 unless ``dtype``).
-            The computation runs on the transform's device.
-        powers: number of powers K (the teacher's depth).
-        mode: ``"rows"`` (M = I), ``"sketch"`` (M = :func:`sketch_matrix`) or
-            ``"features"`` (M = x).
-        sketch_dim: sketch width m.
+        spec: the :class:`KnowledgeSpec`; keyword ``options`` (``mode=``, ``powers=``,
+            ``sketch_dim=``, ``seed=``) override its fields.
+        operator: the :class:`~framekd.framelets.FrameletOperator` to use (the teacher's:
+            its transform and ε); the computation runs on its device and dtype.
+        transform: a :class:`~framekd.framelets.FrameletTransform` of this graph, combined
+            with ``epsilon`` (when no ``operator`` is given).
+        framelet: framelet settings of the default operator (Haar, 1 level, order 8) when
+            neither ``operator`` nor ``transform`` is given.
         epsilon: energy perturbation ε of :math:`\hat A` (low pass −, high passes +).
-        seed: seed of the sketch.
         memory_budget: bytes the result may take (:func:`knowledge_memory`); default
             :data:`DEFAULT_MEMORY_BUDGET` (4 GiB).
-        dtype: dtype of the default transform (float32); a given transform keeps its own.
+        dtype: dtype of the default operator (float32).
         block_size: columns of M processed at once (default: about 1 GiB of working memory).
 
     Returns:
         ``[num_channels, powers, N, width]``; ``out[c, k-1, i]`` is node i's knowledge of
-        channel ``transform.channels[c]`` and power k.
+        channel ``operator.transform.channels[c]`` and power k.
 
     Raises:
         MemoryBudgetError: the estimate exceeds ``memory_budget`` (for ``rows`` the message
             names ``sketch``, whose memory is linear in N).
-        ConfigError: invalid mode, powers, sketch_dim or a transform of another graph.
+        ConfigError: invalid settings or an operator/transform of another graph.
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown knowledge mode {mode!r}; choose one of {', '.join(MODES)}")
-    if isinstance(powers, bool) or not isinstance(powers, int) or powers < 1:
-        raise ConfigError(f"powers must be an integer >= 1 (the teacher's depth), got {powers!r}")
-    if mode == "sketch" and (not isinstance(sketch_dim, int) or sketch_dim < 1):
-        raise ConfigError(f"sketch_dim must be an integer >= 1, got {sketch_dim!r}")
-    if not math.isfinite(float(epsilon)):
-        raise ConfigError(f"epsilon must be a finite number, got {epsilon!r}")
-    check_edge_index(edge_index, num_nodes)
-    if mode == "features":
+    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
+    ensure_valid(edge_index, num_nodes)
+    if spec.mode == "features":
         if x is None:
             raise ConfigError("mode='features' needs node features x [N, d]; pass x=data.x")
         check_features(x, num_nodes)
-    if transform is None:
-        transform = FrameletTransform(edge_index, num_nodes, dtype=dtype or torch.float32)
-    elif transform.num_nodes != num_nodes:
-        raise ConfigError(
-            f"the transform was built for {transform.num_nodes} nodes but the graph has "
-            f"{num_nodes}; build FrameletTransform on this graph"
-        )
-    width = {"rows": num_nodes, "sketch": sketch_dim, "features": 0 if x is None else x.size(1)}
-    width = width[mode]
-    c, dt, dev = transform.num_channels, transform.dtype, transform.device
+    op = _operator_for(edge_index, num_nodes, operator, transform, framelet, epsilon, dtype)
+    width = spec.width(num_nodes, x)
+    c, dt, dev = op.num_channels, op.dtype, op.device
     block = block_size or _block_width(num_nodes, c, width, dt)
-    _check_budget(mode, num_nodes, c, powers, width, dt, block, memory_budget)
+    _check_budget(spec.mode, num_nodes, c, spec.powers, width, dt, block, memory_budget)
 
-    ei, w, dinv = _gcn_parts(edge_index, num_nodes)
-    adj = sparse_csr(ei, w, num_nodes, dt).to(dev)
-    # Channel-wise diagonal shift: -eps on the low pass (channel 0), +eps on high passes.
-    shift = None
-    if epsilon:
-        shift = torch.full((c, 1, 1), float(epsilon), dtype=dt, device=dev)
-        shift[0] = -float(epsilon)
-        shift = shift * dinv.to(device=dev, dtype=dt)[None, :, None]
-
-    if mode == "sketch":
-        source = sketch_matrix(num_nodes, sketch_dim, seed=seed, dtype=dt)
-    elif mode == "features":
+    if spec.mode == "sketch":
+        source = sketch_matrix(num_nodes, spec.sketch_dim, seed=spec.seed, dtype=dt)
+    elif spec.mode == "features":
         source = x.detach()
     else:
         source = None
-    out = torch.empty((c, powers, num_nodes, width), dtype=dt, device=dev)
+    out = torch.empty((c, spec.powers, num_nodes, width), dtype=dt, device=dev)
     with torch.no_grad():
         for start in range(0, width, block):
             stop = min(width, start + block)
@@ -219,22 +218,9 @@ def graph_knowledge(
                 m[idx, idx - start] = 1.0
             else:
                 m = source[:, start:stop].to(device=dev, dtype=dt)
-            _powers_into(out[..., start:stop], transform, adj, shift, m)
+            for k, v in enumerate(op.powers(m, spec.powers)):
+                out[:, k, :, start:stop] = v
     return out
-
-
-def _powers_into(out: Tensor, transform: FrameletTransform, adj: Tensor,
-                 shift: Tensor | None, m: Tensor) -> None:
-    r"""Fill ``out[c, k-1] = K_c^k m``, with :math:`K_c v = W_c(\hat A v + s_c \odot v)` after W."""
-    c, n, b = out.shape[0], m.shape[0], m.shape[1]
-    v = transform.apply(m)  # W_c m, sharing the low-pass chain across channels
-    for k in range(out.shape[1]):
-        if k > 0:
-            v = transform.apply_each(v)
-        flat = v.permute(1, 0, 2).reshape(n, c * b)
-        av = torch.mm(adj, flat).reshape(n, c, b).permute(1, 0, 2)
-        v = transform.apply_each(av if shift is None else av + shift * v)
-        out[:, k] = v
 
 
 def _check_budget(mode: str, n: int, c: int, powers: int, width: int, dtype: torch.dtype,
@@ -264,33 +250,32 @@ def _check_budget(mode: str, n: int, c: int, powers: int, width: int, dtype: tor
 def knowledge_key(
     edge_index: Tensor,
     num_nodes: int,
-    x: Tensor | None = None,
+    x: Tensor | None,
+    spec: KnowledgeSpec,
     *,
-    framelet: Mapping[str, Any] | None = None,
-    powers: int = 2,
-    mode: str = "sketch",
-    sketch_dim: int = 256,
+    framelet: FrameletSpec,
     epsilon: float = 0.0,
-    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[str, dict]:
     """The cache key (hex) and the JSON-able description it hashes.
 
-    The description holds :func:`framekd.graph.graph_hash`, the normalised framelet
-    configuration (:func:`framekd.framelets.framelet_config`), the mode and its
-    parameters (the sketch's width and seed; a hash of x for ``features``).
+    The description holds :func:`framekd.graph.graph_hash`, the framelet settings, ε, the
+    dtype, the mode and its parameters (the sketch's width and seed; a hash of x for
+    ``features``).
     """
     desc: dict[str, Any] = {
         "format": _CACHE_FORMAT,
         "graph": graph_hash(edge_index, num_nodes),
         "num_nodes": int(num_nodes),
-        "framelet": framelet_config(**dict(framelet or {})),
-        "mode": mode,
-        "powers": int(powers),
+        "framelet": framelet.to_dict(),
+        "dtype": str(dtype).replace("torch.", ""),
+        "mode": spec.mode,
+        "powers": spec.powers,
         "epsilon": float(epsilon),
     }
-    if mode == "sketch":
-        desc.update(sketch_dim=int(sketch_dim), seed=int(seed))
-    if mode == "features" and x is not None:
+    if spec.mode == "sketch":
+        desc.update(sketch_dim=spec.sketch_dim, seed=spec.seed)
+    if spec.mode == "features" and x is not None:
         xc = x.detach().cpu().contiguous()
         desc["features"] = hashlib.sha256(xc.numpy().tobytes()).hexdigest()[:32]
         desc["features_shape"] = list(xc.shape)
@@ -333,44 +318,43 @@ def cached_graph_knowledge(
     edge_index: Tensor,
     num_nodes: int,
     x: Tensor | None = None,
+    spec: KnowledgeSpec | None = None,
     *,
     cache_dir: str | os.PathLike | None,
-    framelet: Mapping[str, Any] | None = None,
-    powers: int = 2,
-    mode: str = "sketch",
-    sketch_dim: int = 256,
+    operator: FrameletOperator | None = None,
+    framelet: FrameletSpec | Mapping[str, Any] | None = None,
     epsilon: float = 0.0,
-    seed: int = 0,
     memory_budget: int | None = None,
     device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    **options: Any,
 ) -> Tensor:
     """:func:`graph_knowledge` with an on-disk cache in ``cache_dir``.
 
-    ``framelet`` holds :class:`~framekd.framelets.FrameletTransform` keyword arguments
-    (filters, levels, scale, order, method, lambda_max, dtype, alpha). The file is
+    The operator is ``operator`` (its settings and ε) or the cached default one of
+    ``framelet``, ``epsilon``, ``dtype`` on ``device``. The file is
     ``cache_dir/knowledge-<key>.safetensors`` (see :func:`knowledge_key`), written
     atomically with its key, shape and a checksum in the metadata; a corrupt, stale or
     tampered file is reported with a :class:`~framekd.errors.FramekdWarning` and rebuilt.
-    ``cache_dir=None`` computes without caching. The result is on ``device`` (default
-    CPU).
+    ``cache_dir=None`` computes without caching. The result is on the operator's device.
     """
-    framelet = dict(framelet or {})
-    key, desc = knowledge_key(
-        edge_index, num_nodes, x, framelet=framelet, powers=powers, mode=mode,
-        sketch_dim=sketch_dim, epsilon=epsilon, seed=seed,
-    )
+    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
+    if operator is None:
+        ensure_valid(edge_index, num_nodes)
+        operator = _operator_for(edge_index, num_nodes, None, None,
+                                 FrameletSpec.coerce(framelet), epsilon, dtype)
+        if device is not None and torch.device(device) != operator.device:
+            operator = framelet_operator(edge_index, num_nodes, operator.spec,
+                                         epsilon=epsilon, dtype=dtype, device=device)
+    key, desc = knowledge_key(edge_index, num_nodes, x, spec, framelet=operator.spec,
+                              epsilon=operator.epsilon, dtype=operator.dtype)
     path = None if cache_dir is None else Path(cache_dir) / f"knowledge-{key}.safetensors"
     if path is not None and path.exists():
         cached = _load_cached(path, key)
         if cached is not None:
-            return cached.to(device) if device is not None else cached
-    transform = FrameletTransform(edge_index, num_nodes, **framelet)
-    if device is not None:
-        transform.to(device)
-    out = graph_knowledge(
-        edge_index, num_nodes, x, transform=transform, powers=powers, mode=mode,
-        sketch_dim=sketch_dim, epsilon=epsilon, seed=seed, memory_budget=memory_budget,
-    )
+            return cached.to(operator.device)
+    out = graph_knowledge(edge_index, num_nodes, x, spec, operator=operator,
+                          memory_budget=memory_budget)
     if path is not None:
         from framekd.io import save_tensors
 
@@ -379,8 +363,8 @@ def cached_graph_knowledge(
             "description": json.dumps(desc, sort_keys=True),
             "shape": json.dumps(list(out.shape)),
             "checksum": _checksum(out),
-            "lambda_max": repr(transform.lambda_max),
-            "channels": json.dumps(transform.channels),
+            "lambda_max": repr(operator.transform.lambda_max),
+            "channels": json.dumps(operator.transform.channels),
         }
         save_tensors(path, {"knowledge": out}, meta)
     return out
@@ -394,13 +378,15 @@ class KnowledgeTransform(BaseTransform):
     canonical (:func:`framekd.graph.canonicalize`); ``mode="features"`` uses ``data.x``.
 
     Args:
+        spec: the :class:`KnowledgeSpec`.
         cache_dir: folder of the on-disk cache (:func:`cached_graph_knowledge`); ``None``
             disables caching.
-        powers, mode, sketch_dim, epsilon, seed, memory_budget: as in
-            :func:`graph_knowledge`.
+        epsilon, memory_budget: as in :func:`graph_knowledge`.
         device: where to compute (the result stays there).
-        **framelet: :class:`~framekd.framelets.FrameletTransform` options (filters,
-            levels, scale, order, method, lambda_max, dtype, alpha).
+        framelet: the :class:`~framekd.framelets.FrameletSpec`.
+        **options: fields of :class:`KnowledgeSpec` (``mode``, ``powers``, ``sketch_dim``,
+            ``seed``) or of :class:`~framekd.framelets.FrameletSpec` (``filters``,
+            ``levels``, ...).
 
     Example::
 
@@ -409,46 +395,40 @@ class KnowledgeTransform(BaseTransform):
 
     def __init__(
         self,
+        spec: KnowledgeSpec | None = None,
         *,
-        powers: int = 2,
-        mode: str = "sketch",
-        sketch_dim: int = 256,
         epsilon: float = 0.0,
-        seed: int = 0,
         memory_budget: int | None = None,
         cache_dir: str | os.PathLike | None = None,
         device: torch.device | str | None = None,
-        **framelet: Any,
+        framelet: FrameletSpec | Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"unknown knowledge mode {mode!r}; choose one of {', '.join(MODES)}")
-        self.framelet = framelet_config(**framelet)  # validate early, before any data
-        self._framelet_kwargs = dict(framelet)
-        self.powers, self.mode, self.sketch_dim = powers, mode, sketch_dim
-        self.epsilon, self.seed, self.memory_budget = epsilon, seed, memory_budget
+        mine = {k: options.pop(k) for k in list(options) if k in KnowledgeSpec.__dataclass_fields__}
+        # Validated here, before any data.
+        self.spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **mine})
+        self.framelet = FrameletSpec.coerce(framelet, **options)
+        self.epsilon, self.memory_budget = epsilon, memory_budget
         self.cache_dir, self.device = cache_dir, device
 
     def forward(self, data: Data) -> Data:
         if "edge_index" not in data or data.num_nodes is None:
             raise ConfigError("KnowledgeTransform needs data.edge_index and data.num_nodes")
-        x = data.x if self.mode == "features" else None
-        if self.mode == "features" and x is None:
+        x = data.x if self.spec.mode == "features" else None
+        if self.spec.mode == "features" and x is None:
             raise ConfigError("mode='features' needs node features: data.x is missing")
         data.knowledge = cached_graph_knowledge(
-            data.edge_index, data.num_nodes, x, cache_dir=self.cache_dir,
-            framelet=self._framelet_kwargs, powers=self.powers, mode=self.mode,
-            sketch_dim=self.sketch_dim, epsilon=self.epsilon, seed=self.seed,
-            memory_budget=self.memory_budget, device=self.device,
+            data.edge_index, data.num_nodes, x, self.spec, cache_dir=self.cache_dir,
+            framelet=self.framelet, epsilon=self.epsilon, memory_budget=self.memory_budget,
+            device=self.device,
         )
-        data.knowledge_channels = framelet_channels(
-            self.framelet["filters"], self.framelet["levels"]
-        )
+        data.knowledge_channels = self.framelet.channels
         return data
 
     def __repr__(self) -> str:
         f = self.framelet
         return (
-            f"{self.__class__.__name__}(mode={self.mode!r}, powers={self.powers}, "
-            f"filters={f['filters']!r}, levels={f['levels']}, order={f['order']}, "
+            f"{self.__class__.__name__}(mode={self.spec.mode!r}, powers={self.spec.powers}, "
+            f"filters={f.filters!r}, levels={f.levels}, order={f.order}, "
             f"cache_dir={self.cache_dir!r})"
         )

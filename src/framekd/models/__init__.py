@@ -1,21 +1,28 @@
-"""Teacher GNNs and student MLPs (SPEC §4–5).
+"""Teacher GNNs and student MLPs (docs/SPEC.md §4–5).
 
 Teachers: ``model(x, edge_index) -> logits``. Students:
 ``student(x, knowledge) -> StudentOutput(logits, gates)``. Both return unnormalised scores.
+Every model is built by name through :mod:`framekd.models.registry`.
 """
 
+from framekd.models.registry import (
+    ROW_ORDER,
+    STUDENTS,
+    TEACHERS,
+    build_student,
+    build_teacher,
+    student_from_config,
+    teacher_from_config,
+)
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
-from framekd.models.students import FMLPO, FMLPS, MLP, STUDENTS, StudentOutput, build_student
+from framekd.models.students import FMLPO, FMLPS, MLP, StudentOutput
 from framekd.models.teachers import (
     GAT,
     GCN,
-    TEACHERS,
-    EnergyPropagation,
     GraphSAGE,
     SimplifiedFramelet,
     SpatialFramelet,
     SpatialFrameletConv,
-    build_teacher,
 )
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "GAT",
     "GCN",
     "MLP",
+    "ROW_ORDER",
     "STUDENTS",
     "TEACHERS",
     "GraphSAGE",
@@ -32,8 +40,9 @@ __all__ = [
     "SparseInput",
     "SpatialFramelet",
     "SpatialFrameletConv",
-    "EnergyPropagation",
     "StudentOutput",
     "build_student",
     "build_teacher",
+    "student_from_config",
+    "teacher_from_config",
 ]

@@ -1,4 +1,4 @@
-r"""Student MLPs: the GLNN baseline and the framelet MLPs FMLP-S and FMLP-O (SPEC §5).
+r"""Student MLPs: the GLNN baseline and the framelet MLPs FMLP-S and FMLP-O (docs/SPEC.md §5).
 
 Every student is called as ``student(x, knowledge) -> StudentOutput(logits, gates)`` on a
 batch of ``B`` nodes:
@@ -18,7 +18,7 @@ encoder and its own classifier, and gates are returned for analysis instead of p
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,7 @@ class MLP(_Student):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
+        *,
         num_layers: int = 2,
         dropout: float = 0.0,
         sparse_input: float = SPARSE_INPUT_DENSITY,
@@ -116,7 +117,7 @@ def _gate(gate: nn.Linear, u: Tensor, h: Tensor) -> Tensor:
 
 
 class FMLPS(_Student):
-    r"""Simplified framelet MLP (FMLP-S, SPEC §5); uses the top knowledge power only.
+    r"""Simplified framelet MLP (FMLP-S, docs/SPEC.md §5); uses the top knowledge power only.
 
     For each channel :math:`c` with knowledge :math:`z_c = (K_c^K)_{i,:}`:
 
@@ -139,6 +140,7 @@ class FMLPS(_Student):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
+        *,
         knowledge_channels: int,
         knowledge_width: int,
         dropout: float = 0.0,
@@ -177,7 +179,7 @@ class FMLPS(_Student):
 
 
 class FMLPO(_Student):
-    r"""Layer-wise framelet MLP (FMLP-O, SPEC §5); mirrors a ``K``-layer teacher.
+    r"""Layer-wise framelet MLP (FMLP-O, docs/SPEC.md §5); mirrors a ``K``-layer teacher.
 
     With :math:`z_c^{(k)} = (K_c^k)_{i,:}` and per-channel encoders
     :math:`u_c^{(k)} = \mathrm{ReLU}(E_c z_c^{(k)})`:
@@ -207,6 +209,7 @@ class FMLPO(_Student):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
+        *,
         knowledge_channels: int,
         knowledge_width: int,
         num_powers: int,
@@ -266,48 +269,3 @@ class FMLPO(_Student):
             gates.append(alpha)
         all_gates.append(torch.cat(gates, dim=-1))
         return StudentOutput(logits, torch.stack(all_gates))
-
-
-STUDENTS: dict[str, type[nn.Module]] = {"mlp": MLP, "fmlp-s": FMLPS, "fmlp-o": FMLPO}
-_STUDENT_ALIASES = {
-    "fmlps": "fmlp-s",
-    "fmlpo": "fmlp-o",
-    "glnn": "mlp",
-    "fmlp_s": "fmlp-s",
-    "fmlp_o": "fmlp-o",
-}
-
-
-def build_student(
-    name: str,
-    in_channels: int,
-    out_channels: int,
-    *,
-    knowledge_shape: tuple[int, ...] | torch.Size | None = None,
-    **cfg: Any,
-) -> nn.Module:
-    """Build a student by name: ``mlp`` (alias ``glnn``), ``fmlp-s`` or ``fmlp-o``.
-
-    ``knowledge_shape`` is the shape ``(C, K, N, width)`` of the full
-    :func:`~framekd.knowledge.graph_knowledge` tensor (``knowledge.shape``); the FMLPs take
-    their channel count, depth and input width from it. ``cfg`` holds the model options
-    (``hidden_channels`` defaults to 64, ``dropout``, ``num_layers`` for the MLP).
-    """
-    key = _STUDENT_ALIASES.get(name.lower(), name.lower())
-    if key not in STUDENTS:
-        raise ConfigError(f"unknown student {name!r}; choose one of {sorted(STUDENTS)}")
-    cfg.setdefault("hidden_channels", 64)
-    if key != "mlp":
-        if knowledge_shape is None or len(knowledge_shape) != 4:
-            raise ConfigError(
-                f"student {key!r} needs knowledge_shape=(C, K, N, width), the shape of the "
-                f"graph_knowledge tensor; got {knowledge_shape!r}"
-            )
-        c, k, _, width = (int(v) for v in knowledge_shape)
-        cfg.update(knowledge_channels=c, knowledge_width=width)
-        if key == "fmlp-o":
-            cfg["num_powers"] = k
-    try:
-        return STUDENTS[key](in_channels=in_channels, out_channels=out_channels, **cfg)
-    except TypeError as err:
-        raise ConfigError(f"bad option for student {key!r}: {err}") from err

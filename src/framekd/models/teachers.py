@@ -1,20 +1,24 @@
-r"""Teacher GNNs: graph framelet networks and standard PyG baselines.
+r"""Teacher GNNs: graph framelet networks and standard PyG baselines (docs/SPEC.md §4).
 
 Every teacher is a :class:`torch.nn.Module` with ``reset_parameters()`` and the same call
 ``model(x, edge_index) -> logits`` where ``logits`` is the ``[N, num_classes]`` matrix of
 **unnormalised class scores** (no ``log_softmax``); the trainers in :mod:`framekd.distill`
-apply ``log_softmax`` where probabilities are needed.
+apply ``log_softmax`` where probabilities are needed. Every constructor takes
+``in_channels, hidden_channels, out_channels`` (the simplified framelet network has no hidden
+layer) and keyword-only options after them.
 
-The framelet teachers build their graph operators from ``edge_index`` on the first call and
-cache them, like :class:`~torch_geometric.nn.conv.GCNConv` with ``cached=True``: a teacher is
-bound to one graph (transductive learning). The cache is rebuilt when the node or edge count
-changes; call :meth:`reset_cache` after editing a graph in place.
+The framelet teachers use the :class:`~framekd.framelets.FrameletOperator` of the graph they
+are called with (or the one passed as ``operator=``): operators are cached by the graph's
+hash (:func:`~framekd.framelets.framelet_operator`), so a teacher follows the graph it is
+given, and several teachers of one graph share one λ_max estimate. The graph knowledge of the
+students (:func:`framekd.knowledge.graph_knowledge`) is computed by the same operator.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import weakref
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -23,112 +27,85 @@ from torch import Tensor, nn
 from torch_geometric.nn import models as pyg_models
 
 from framekd.errors import ConfigError
-from framekd.framelets import FrameletTransform, framelet_channels, symmetric_matmul
-from framekd.knowledge import gcn_adjacency
+from framekd.framelets import FrameletOperator, FrameletSpec, framelet_operator
+from framekd.framelets.transform import Transform
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput, input_dropout
 
 
-def _framelet_kwargs(
-    filters: str,
-    levels: int,
-    scale: float,
-    order: int,
-    method: str,
-    lambda_max: float | str | None,
-    alpha: float | None,
-) -> dict[str, Any]:
-    return dict(
-        filters=filters,
-        levels=levels,
-        scale=scale,
-        order=order,
-        method=method,
-        lambda_max=lambda_max,
-        alpha=alpha,
-    )
-
-
 class _FrameletTeacher(nn.Module):
-    """Shared plumbing: framelet options and the per-graph operator cache."""
+    """Shared plumbing: framelet settings and the operator of the graph in use."""
 
     def __init__(
         self,
         *,
         epsilon: float,
-        transform: Any | None,
-        filters: str,
-        levels: int,
-        scale: float,
-        order: int,
-        method: str,
-        lambda_max: float | str | None,
-        alpha: float | None,
+        framelet: FrameletSpec | Mapping[str, Any] | None,
+        operator: FrameletOperator | None,
+        transform: Transform | None,
+        framelet_options: Mapping[str, Any],
     ) -> None:
         super().__init__()
         self.epsilon = float(epsilon)
         if not math.isfinite(self.epsilon):
             raise ConfigError(f"epsilon must be a finite number, got {epsilon!r}")
-        self.framelet_kwargs = _framelet_kwargs(
-            filters, levels, scale, order, method, lambda_max, alpha
-        )
-        if transform is not None:
-            self.num_channels = int(transform.num_channels)
+        if operator is not None and transform is not None:
+            raise ConfigError("pass either operator= or transform=, not both")
+        given = operator.transform if operator is not None else transform
+        if given is not None and (framelet is not None or framelet_options):
+            raise ConfigError(
+                "framelet settings come from the given operator/transform; do not pass "
+                "framelet options as well"
+            )
+        unknown = sorted(set(framelet_options) - set(FrameletSpec.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}")
+        if given is not None:
+            self.framelet = getattr(given, "spec", None)
+            self.num_channels = int(given.num_channels)
         else:
-            self.num_channels = len(framelet_channels(filters, levels))
-        self._user_transform = transform
-        self._transform: Any | None = transform
-        self._cache_key: tuple[int, int] | None = None
-        self._propagate: EnergyPropagation | None = None
+            self.framelet = FrameletSpec.coerce(framelet, **framelet_options)
+            self.num_channels = self.framelet.num_channels
+        # Plain attributes, not submodules: operators are shared between models and stay out
+        # of state_dict, parameters() and .to().
+        self.__dict__["_given_operator"] = operator
+        self.__dict__["_given_transform"] = transform
+        self.reset_cache()
 
     def reset_cache(self) -> None:
-        """Forget the cached graph operators; the next forward call rebuilds them."""
-        self._cache_key = None
-        self._transform = self._user_transform
-        self._propagate = None
+        """Forget the graph bound on the last call; the next call looks it up again."""
+        self.__dict__["_bound"] = None
 
-    def _refresh(self, x: Tensor, edge_index: Tensor) -> bool:
-        """Bind the model to the graph of this call; ``True`` when the caches were rebuilt."""
-        key = (int(x.size(0)), int(edge_index.size(1)))
-        stale = key != self._cache_key
-        if stale:
-            self.reset_cache()
-            self._cache_key = key
-        if self._transform is None:
-            self._transform = FrameletTransform(
-                edge_index, x.size(0), dtype=x.dtype, **self.framelet_kwargs
-            )
-        self._transform = self._transform.to(x.device)
-        if self._transform.num_channels != self.num_channels:
+    def operator(self, x: Tensor, edge_index: Tensor) -> FrameletOperator:
+        r"""The :class:`~framekd.framelets.FrameletOperator` (:math:`W_c`, :math:`\hat A_c`)
+        of this call's graph, on ``x``'s device and dtype."""
+        bound = self.__dict__["_bound"]
+        key = (x.size(0), edge_index._version, x.dtype, x.device)
+        if bound is not None and bound[0]() is edge_index and bound[1] == key:
+            return bound[2]
+        op = self.__dict__["_given_operator"]
+        given = self.__dict__["_given_transform"]
+        if op is None and given is not None:
+            op = FrameletOperator(edge_index, x.size(0), transform=given, epsilon=self.epsilon)
+        elif op is None:
+            op = framelet_operator(edge_index, x.size(0), self.framelet, epsilon=self.epsilon,
+                                   dtype=x.dtype, device=x.device)
+        if op.num_nodes != x.size(0):
             raise ConfigError(
-                f"the framelet transform has {self._transform.num_channels} channels but the "
-                f"model was built for {self.num_channels}; build the model with transform= or "
-                "with the same filters/levels as the transform"
+                f"the framelet operator was built for {op.num_nodes} nodes but x has "
+                f"{x.size(0)} rows; build it on this graph"
             )
-        return stale
-
-    def _operators(self, x: Tensor, edge_index: Tensor) -> tuple[Any, EnergyPropagation]:
-        """The framelet transform and the per-channel :math:`\\hat A_c` of this call's graph,
-        built on first use and cached until the graph changes."""
-        stale = self._refresh(x, edge_index)
-        if stale or self._propagate is None or self._propagate.adj.device != x.device:
-            self._propagate = EnergyPropagation(
-                edge_index,
-                x.size(0),
-                list(self._transform.channels),
-                self.epsilon,
-                dtype=x.dtype,
-                device=x.device,
-            )
-        return self._transform, self._propagate
+        self.__dict__["_bound"] = (weakref.ref(edge_index), key, op)
+        return op
 
     @property
-    def transform(self) -> Any | None:
+    def transform(self) -> Transform | None:
         """The framelet transform in use (``None`` before the first forward call)."""
-        return self._transform
+        bound = self.__dict__["_bound"]
+        return None if bound is None else bound[2].transform
 
     def extra_repr(self) -> str:
-        kw = ", ".join(f"{k}={v}" for k, v in self.framelet_kwargs.items())
-        return f"channels={self.num_channels}, epsilon={self.epsilon}, {kw}"
+        spec = self.framelet if self.framelet is not None else "given transform"
+        return f"channels={self.num_channels}, epsilon={self.epsilon}, framelet={spec}"
 
 
 def channel_project(h: Tensor, weight: Tensor) -> Tensor:
@@ -145,19 +122,27 @@ def channel_project(h: Tensor, weight: Tensor) -> Tensor:
 
 
 class SpatialFrameletConv(nn.Module):
-    r"""One spatial framelet layer (SpatUFG, SPEC §4):
+    r"""One spatial framelet layer (SpatUFG, docs/SPEC.md §4):
 
     .. math::
         H' = \sum_{c \in \mathcal{C}} W_c \, \mathrm{ReLU}\big(\hat A_c \, W_c \, H \Theta_c\big)
              + b,
 
     with a weight :math:`\Theta_c \in \mathbb{R}^{d_{in} \times d_{out}}` per framelet channel
-    and one shared bias. ``W_c`` acts through the matrix-free transform (``apply_each`` for the
-    analysis, ``reconstruct`` for the synthesis, using :math:`W_c^\top = W_c`); ``\hat A_c`` is
-    applied as a sparse product plus a diagonal scaling.
+    and one shared bias. :math:`W_c` acts through the operator's matrix-free transform
+    (``apply_each`` for the analysis, ``reconstruct`` for the synthesis, using
+    :math:`W_c^\top = W_c`); :math:`\hat A_c` is the operator's ``propagate``.
+
+    Args:
+        in_channels: :math:`d_{in}`.
+        out_channels: :math:`d_{out}`.
+        num_channels: number of framelet channels C.
+
+    Shapes:
+        ``h`` ``[N, d_in]`` (dense or sparse CSR) → ``[N, d_out]``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, num_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, num_channels: int) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -171,58 +156,24 @@ class SpatialFrameletConv(nn.Module):
         nn.init.zeros_(self.bias)
 
     def project(self, h: Tensor) -> Tensor:
-        r"""The products :math:`H\Theta_c` of every channel, ``[C, N, d_out]``.
-
-        ``h`` may be a sparse matrix (see :class:`SparseInput`): then one sparse product
-        with the channels' weights side by side, :math:`H\,[\Theta_1 \cdots \Theta_C]`.
-        """
+        r"""The products :math:`H\Theta_c` of every channel, ``[C, N, d_out]``."""
         return channel_project(h, self.weight)
 
-    def forward(self, h: Tensor, transform: Any, propagate: Callable[[Tensor], Tensor]) -> Tensor:
-        # H Θ_c first: cheaper than W_c H when d_out < d_in, and W_c is linear.
-        z = propagate(transform.apply_each(self.project(h)))
-        return transform.reconstruct(F.relu(z)) + self.bias
+    def channel_outputs(self, h: Tensor, operator: FrameletOperator) -> Tensor:
+        r"""Per channel, :math:`\mathrm{ReLU}(\hat A_c W_c H \Theta_c)`, ``[C, N, d_out]``:
+        what the synthesis sums (H Θ_c first: cheaper than W_c H when d_out < d_in)."""
+        t = operator.transform
+        return F.relu(operator.propagate(t.apply_each(self.project(h))))
+
+    def forward(self, h: Tensor, operator: FrameletOperator) -> Tensor:
+        return operator.transform.reconstruct(self.channel_outputs(h, operator)) + self.bias
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, channels={self.weight.size(0)}"
 
 
-class EnergyPropagation:
-    r"""Applies :math:`\hat A_c` to every channel of a ``[C, N, d]`` stack at once:
-
-    .. math::
-        \hat A_c Z_c = \hat A Z_c + s_c \tilde D^{-1} Z_c, \qquad
-        s_c = -\varepsilon \text{ (low pass)}, \; +\varepsilon \text{ (high passes)},
-
-    one sparse product over the ``[N, C·d]`` concatenation plus a diagonal scaling.
-    """
-
-    def __init__(
-        self,
-        edge_index: Tensor,
-        num_nodes: int,
-        channels: list,
-        epsilon: float,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | None = None,
-    ):
-        self.adj = gcn_adjacency(edge_index, num_nodes, dtype=dtype).to(device)
-        deg = torch.bincount(edge_index[0].long().cpu(), minlength=num_nodes).to(dtype) + 1.0
-        signs = torch.tensor([-1.0 if int(r) == 0 else 1.0 for r, _ in channels], dtype=dtype)
-        self.shift = None
-        if epsilon != 0.0:
-            self.shift = (epsilon * signs[:, None, None] / deg[None, :, None]).to(device)
-
-    def __call__(self, z: Tensor) -> Tensor:
-        c, n, d = z.shape
-        flat = z.permute(1, 0, 2).reshape(n, c * d)
-        out = symmetric_matmul(self.adj, flat).reshape(n, c, d).permute(1, 0, 2)
-        return out if self.shift is None else out + self.shift * z
-
-
 class SpatialFramelet(_FrameletTeacher):
-    r"""Spatial graph framelet network (SpatUFG teacher, SPEC §4).
+    r"""Spatial graph framelet network (SpatUFG teacher, docs/SPEC.md §4).
 
     ``num_layers`` :class:`SpatialFrameletConv` layers (``in -> hidden -> ... -> out``) with
     dropout between layers; the only non-linearity is the ReLU inside each layer, as in the
@@ -230,10 +181,23 @@ class SpatialFramelet(_FrameletTeacher):
     operator per channel: :math:`\hat A_{low} = \hat A - \varepsilon \tilde D^{-1}`,
     :math:`\hat A_{high} = \hat A + \varepsilon \tilde D^{-1}`.
 
-    The framelet transform is built from ``edge_index`` on the first call with the framelet
-    options given here (or pass a prebuilt ``transform=``) and cached with the normalised
-    adjacency. Features with at most ``sparse_input`` non-zeros enter the first layer as a
-    sparse matrix (:class:`SparseInput`). Returns logits ``[N, out_channels]``.
+    Args:
+        in_channels, hidden_channels, out_channels: layer widths.
+        num_layers: number of framelet layers (>= 1).
+        dropout: dropout probability between layers.
+        epsilon: the energy perturbation ε.
+        framelet: the :class:`~framekd.framelets.FrameletSpec` (or a mapping); keyword
+            ``framelet_options`` (``filters=``, ``levels=``, ...) override its fields.
+        operator: a prebuilt :class:`~framekd.framelets.FrameletOperator` to use for every
+            call (its settings and ε win); by default the operator of the call's graph.
+        transform: a prebuilt transform (anything with the
+            :class:`~framekd.framelets.transform.Transform` methods) combined with ε.
+        sparse_input: features with at most this fraction of non-zeros enter the first
+            layer as a sparse matrix (:class:`SparseInput`; 0 turns it off).
+
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` (canonical) →
+        ``[N, out_channels]`` logits.
     """
 
     def __init__(
@@ -241,37 +205,26 @@ class SpatialFramelet(_FrameletTeacher):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
+        *,
         num_layers: int = 2,
         dropout: float = 0.0,
         epsilon: float = 0.0,
-        *,
-        transform: Any | None = None,
-        filters: str = "haar",
-        levels: int = 1,
-        scale: float = 2.0,
-        order: int = 8,
-        method: str = "chebyshev",
-        lambda_max: float | str | None = None,
-        alpha: float | None = None,
+        framelet: FrameletSpec | Mapping[str, Any] | None = None,
+        operator: FrameletOperator | None = None,
+        transform: Transform | None = None,
         sparse_input: float = SPARSE_INPUT_DENSITY,
+        **framelet_options: Any,
     ) -> None:
-        super().__init__(
-            epsilon=epsilon,
-            transform=transform,
-            filters=filters,
-            levels=levels,
-            scale=scale,
-            order=order,
-            method=method,
-            lambda_max=lambda_max,
-            alpha=alpha,
-        )
+        super().__init__(epsilon=epsilon, framelet=framelet, operator=operator,
+                         transform=transform, framelet_options=framelet_options)
         if num_layers < 1:
             raise ConfigError(f"SpatialFramelet needs num_layers >= 1, got {num_layers}")
         self.dropout = float(dropout)
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
-        pairs = zip(dims[:-1], dims[1:], strict=True)
-        self.convs = nn.ModuleList(SpatialFrameletConv(a, b, self.num_channels) for a, b in pairs)
+        self.convs = nn.ModuleList(
+            SpatialFrameletConv(a, b, num_channels=self.num_channels)
+            for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
         self._sparse_input = SparseInput(sparse_input)
 
     def reset_parameters(self) -> None:
@@ -279,62 +232,54 @@ class SpatialFramelet(_FrameletTeacher):
             conv.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        transform, propagate = self._operators(x, edge_index)
+        operator = self.operator(x, edge_index)
         h = self._sparse_input(x)
         for i, conv in enumerate(self.convs):
             if i > 0:
                 h = F.dropout(h, p=self.dropout, training=self.training)
-            h = conv(h, transform, propagate)
+            h = conv(h, operator)
         return h
 
 
 class SimplifiedFramelet(_FrameletTeacher):
-    r"""Simplified (linear, SGC-like) framelet network (SPEC §4):
+    r"""Simplified (linear, SGC-like) framelet network (docs/SPEC.md §4):
 
     .. math::
         Y = \sum_{c \in \mathcal{C}} (W_c^\top \hat A_c W_c)^{\ell} X \Theta_c + b .
 
-    The model is linear, so it is evaluated right to left, matrix-free:
-    :math:`Z_c = X\Theta_c` first (``[N, out]``, a sparse product for bag-of-words features,
-    see :class:`SparseInput`), then :math:`\ell` applications of :math:`K_c = W_c \hat A_c
-    W_c` to the narrow :math:`Z_c`, the last :math:`W_c` merged into the synthesis
-    :math:`\sum_c W_c(\cdot)`. The ``features`` knowledge :math:`K_c^\ell X`
-    (``[C, N, d]`` dense, 1 GB on Coauthor CS) is never formed, and a step costs
-    :math:`O(\mathrm{nnz}(X)\,e + \ell\,\mathrm{order}\,|E|\,C e)` instead of
-    :math:`O(C N d e)` (``benchmarks/bench_teacher_step.py``). Dropout acts on the input
-    features.
-    ``num_layers`` is the power :math:`\ell`. Returns logits ``[N, out_channels]``.
+    The model is linear, so it is evaluated right to left, matrix-free: :math:`Z_c =
+    X\Theta_c` first (``[N, out]``, a sparse product for bag-of-words features, see
+    :class:`SparseInput`), then :math:`K_c^\ell Z_c` by the operator's
+    :meth:`~framekd.framelets.FrameletOperator.powers` (the same code that computes the
+    students' knowledge), summed over channels. The ``features`` knowledge
+    :math:`K_c^\ell X` (``[C, N, d]``) is never formed. Dropout acts on the input features.
+
+    Args:
+        in_channels, out_channels: input and output widths.
+        num_layers: the power :math:`\ell` (>= 1).
+        dropout, epsilon, framelet, operator, transform, sparse_input, framelet_options:
+            as in :class:`SpatialFramelet`.
+
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
     """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
+        *,
         num_layers: int = 2,
         dropout: float = 0.0,
         epsilon: float = 0.0,
-        *,
-        transform: Any | None = None,
-        filters: str = "haar",
-        levels: int = 1,
-        scale: float = 2.0,
-        order: int = 8,
-        method: str = "chebyshev",
-        lambda_max: float | str | None = None,
-        alpha: float | None = None,
+        framelet: FrameletSpec | Mapping[str, Any] | None = None,
+        operator: FrameletOperator | None = None,
+        transform: Transform | None = None,
         sparse_input: float = SPARSE_INPUT_DENSITY,
+        **framelet_options: Any,
     ) -> None:
-        super().__init__(
-            epsilon=epsilon,
-            transform=transform,
-            filters=filters,
-            levels=levels,
-            scale=scale,
-            order=order,
-            method=method,
-            lambda_max=lambda_max,
-            alpha=alpha,
-        )
+        super().__init__(epsilon=epsilon, framelet=framelet, operator=operator,
+                         transform=transform, framelet_options=framelet_options)
         if num_layers < 1:
             raise ConfigError(f"SimplifiedFramelet needs num_layers >= 1, got {num_layers}")
         self.num_layers = int(num_layers)
@@ -350,21 +295,21 @@ class SimplifiedFramelet(_FrameletTeacher):
         nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        transform, propagate = self._operators(x, edge_index)
+        operator = self.operator(x, edge_index)
         h = input_dropout(self._sparse_input(x), self.dropout, self.training)
-        z = transform.apply_each(channel_project(h, self.weight))
-        for k in range(self.num_layers):
-            z = propagate(z)
-            if k + 1 < self.num_layers:
-                z = transform.apply_each(transform.apply_each(z))
-        return transform.reconstruct(z) + self.bias
+        return operator.power(channel_project(h, self.weight), self.num_layers).sum(0) + self.bias
 
 
 class GCN(pyg_models.GCN):
     """PyG :class:`~torch_geometric.nn.models.GCN` with the framekd teacher signature.
 
-    Features with at most ``sparse_input`` non-zeros enter the first layer as a sparse matrix
-    (:class:`SparseInput`); the other options go to PyG.
+    Unlike PyG's, the third positional argument is ``out_channels``; ``num_layers`` and the
+    rest are keyword-only, so PyG-style positional calls fail loudly instead of silently
+    meaning something else. Features with at most ``sparse_input`` non-zeros enter the first
+    layer as a sparse matrix (:class:`SparseInput`); other options go to PyG.
+
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
     """
 
     def __init__(
@@ -372,19 +317,14 @@ class GCN(pyg_models.GCN):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
+        *,
         num_layers: int = 2,
         dropout: float = 0.5,
         sparse_input: float = SPARSE_INPUT_DENSITY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            in_channels,
-            hidden_channels,
-            num_layers,
-            out_channels=out_channels,
-            dropout=dropout,
-            **kwargs,
-        )
+        super().__init__(in_channels, hidden_channels, num_layers, out_channels=out_channels,
+                         dropout=dropout, **kwargs)
         self._sparse_input = SparseInput(sparse_input)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
@@ -392,34 +332,11 @@ class GCN(pyg_models.GCN):
 
 
 class GraphSAGE(pyg_models.GraphSAGE):
-    """PyG :class:`~torch_geometric.nn.models.GraphSAGE` with the framekd teacher signature."""
+    """PyG :class:`~torch_geometric.nn.models.GraphSAGE` with the framekd teacher signature
+    (``in, hidden, out`` positional, the rest keyword-only; see :class:`GCN`).
 
-    def __init__(
-        self,
-        in_channels: int,
-        hidden_channels: int,
-        out_channels: int,
-        num_layers: int = 2,
-        dropout: float = 0.5,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            hidden_channels,
-            num_layers,
-            out_channels=out_channels,
-            dropout=dropout,
-            **kwargs,
-        )
-
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x, edge_index)
-
-
-class GAT(pyg_models.GAT):
-    """PyG :class:`~torch_geometric.nn.models.GAT` with the framekd teacher signature.
-
-    ``hidden_channels`` is the total hidden width; it is split over ``heads`` attention heads.
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
     """
 
     def __init__(
@@ -427,6 +344,34 @@ class GAT(pyg_models.GAT):
         in_channels: int,
         hidden_channels: int,
         out_channels: int,
+        *,
+        num_layers: int = 2,
+        dropout: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(in_channels, hidden_channels, num_layers, out_channels=out_channels,
+                         dropout=dropout, **kwargs)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
+        return super().forward(x, edge_index)
+
+
+class GAT(pyg_models.GAT):
+    """PyG :class:`~torch_geometric.nn.models.GAT` with the framekd teacher signature
+    (``in, hidden, out`` positional, the rest keyword-only; see :class:`GCN`).
+
+    ``hidden_channels`` is the total hidden width; it is split over ``heads`` attention heads.
+
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        *,
         num_layers: int = 2,
         dropout: float = 0.5,
         heads: int = 8,
@@ -436,44 +381,8 @@ class GAT(pyg_models.GAT):
             raise ConfigError(
                 f"GAT hidden_channels ({hidden_channels}) must be divisible by heads ({heads})"
             )
-        super().__init__(
-            in_channels,
-            hidden_channels,
-            num_layers,
-            out_channels=out_channels,
-            dropout=dropout,
-            heads=heads,
-            **kwargs,
-        )
+        super().__init__(in_channels, hidden_channels, num_layers, out_channels=out_channels,
+                         dropout=dropout, heads=heads, **kwargs)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
         return super().forward(x, edge_index)
-
-
-TEACHERS: dict[str, type[nn.Module]] = {
-    "spatial": SpatialFramelet,
-    "simplified": SimplifiedFramelet,
-    "gcn": GCN,
-    "sage": GraphSAGE,
-    "gat": GAT,
-}
-_TEACHER_ALIASES = {"graphsage": "sage", "spatufg": "spatial", "simplified_ufg": "simplified"}
-
-
-def build_teacher(name: str, in_channels: int, out_channels: int, **cfg: Any) -> nn.Module:
-    """Build a teacher by name: ``spatial``, ``simplified``, ``gcn``, ``sage`` or ``gat``.
-
-    ``cfg`` holds the model's keyword options (``hidden_channels``, ``num_layers``,
-    ``dropout``, ``epsilon``, framelet options ...). ``hidden_channels`` defaults to 64 for
-    the models that have one.
-    """
-    key = _TEACHER_ALIASES.get(name.lower(), name.lower())
-    if key not in TEACHERS:
-        raise ConfigError(f"unknown teacher {name!r}; choose one of {sorted(TEACHERS)}")
-    cls = TEACHERS[key]
-    if key != "simplified":
-        cfg.setdefault("hidden_channels", 64)
-    try:
-        return cls(in_channels=in_channels, out_channels=out_channels, **cfg)
-    except TypeError as err:
-        raise ConfigError(f"bad option for teacher {key!r}: {err}") from err
