@@ -4,14 +4,21 @@
   are skipped (with the reason) when it is unset or missing. Mark them ``@pytest.mark.data``.
 * The cache root (``FRAMEKD_CACHE``) points at a per-session temporary folder unless the
   caller set it (``.ci/run`` does), so tests never write into the user's ``~/.cache``.
+* ``tests/`` is put on ``sys.path`` so test files can ``from helpers import ...`` (the shared
+  factories and oracles in ``tests/helpers.py``) under any pytest ``--import-mode``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 
 @pytest.fixture(scope="session", autouse=True)

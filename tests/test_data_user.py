@@ -9,6 +9,7 @@ from torch_geometric.data import Data
 
 from framekd import FramekdWarning, canonicalize
 from framekd.data import csbm, from_data, load_dataset, load_graph_dir, save_graph_dir
+from helpers import write_graph_dir
 
 
 def test_round_trip_through_a_directory(tmp_path):
@@ -16,9 +17,11 @@ def test_round_trip_through_a_directory(tmp_path):
     data.y[::7] = -1  # unlabelled nodes survive the trip
     save_graph_dir(data, tmp_path / "g")
     back = load_graph_dir(tmp_path / "g")
-    assert torch.equal(back.edge_index, data.edge_index)
-    assert torch.equal(back.x, data.x)
-    assert torch.equal(back.y, data.y)
+    # Tolerance 0: indices and labels are integers, and features.npy stores the float32
+    # features bit for bit (no text formatting, no arithmetic on the way).
+    torch.testing.assert_close(back.edge_index, data.edge_index, rtol=0, atol=0)
+    torch.testing.assert_close(back.x, data.x, rtol=0, atol=0)
+    torch.testing.assert_close(back.y, data.y, rtol=0, atol=0)
     assert back.num_nodes == 80 and back.name == "g"
 
 
@@ -26,7 +29,7 @@ def test_load_dataset_accepts_a_directory(tmp_path):
     data = csbm(num_nodes=40, num_classes=2, avg_degree=8.0, seed=0)
     save_graph_dir(data, tmp_path / "mine")
     back = load_dataset(str(tmp_path / "mine"))
-    assert torch.equal(back.edge_index, data.edge_index)
+    torch.testing.assert_close(back.edge_index, data.edge_index, rtol=0, atol=0)  # integers
 
 
 def test_headerless_csv_files_and_features_csv(tmp_path):
@@ -44,11 +47,8 @@ def test_headerless_csv_files_and_features_csv(tmp_path):
 
 
 def test_isolated_nodes_warn(tmp_path):
-    folder = tmp_path / "g"
-    folder.mkdir()
-    (folder / "edges.csv").write_text("src,dst\n0,1\n1,0\n")
-    np.save(folder / "features.npy", np.zeros((3, 2), dtype=np.float64))
-    (folder / "labels.csv").write_text("0\n1\n0\n")
+    folder = write_graph_dir(tmp_path / "g", edges="src,dst\n0,1\n1,0\n", labels="0\n1\n0\n",
+                             features=np.zeros((3, 2), dtype=np.float64))
     with pytest.warns(FramekdWarning, match="1 isolated node"):
         data = load_graph_dir(folder)
     assert data.num_nodes == 3 and data.x.dtype == torch.float32
@@ -61,7 +61,9 @@ def test_from_data_casts_and_canonicalises():
     with pytest.warns(FramekdWarning, match="directed"):
         out = from_data(data)
     assert out.x.dtype == torch.float32 and out.y.dtype == torch.int64
-    assert torch.equal(out.edge_index, canonicalize(data, warn=False).edge_index)
+    # Integer indices: the tolerance is 0.
+    torch.testing.assert_close(out.edge_index, canonicalize(data, warn=False).edge_index,
+                               rtol=0, atol=0)
     assert data.x.dtype == torch.float64  # the input is not modified
 
 

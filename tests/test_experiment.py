@@ -13,6 +13,7 @@ from framekd import CheckpointError, ConfigError
 from framekd.cli import main
 from framekd.config import resolve
 from framekd.experiment import CLAIM_FILE, claim_seed, load_trained, run_experiment
+from helpers import spy
 
 TINY = "csbm:n=150,c=3,d=6,h=0.8,signal=2.0,f=8,seed=0"
 FAST = [
@@ -62,19 +63,12 @@ def test_resume_skips_finished_seeds(tmp_path, monkeypatch):
     import framekd.experiment as experiment
 
     _run(tmp_path, "r", _cfg(seeds=1))
-    ran = []
-    real = experiment.run_seed
-
-    def spy(data, knowledge, cfg, seed, seed_dir, **kw):
-        ran.append(seed)
-        return real(data, knowledge, cfg, seed, seed_dir, **kw)
-
-    monkeypatch.setattr(experiment, "run_seed", spy)
+    calls = spy(monkeypatch, experiment, "run_seed")
     metrics = _run(tmp_path, "r", _cfg(seeds=2))
-    assert ran == [1]
+    assert [c["seed"] for c in calls] == [1]
     assert metrics["seeds"] == [0, 1]
     _run(tmp_path, "r", _cfg(seeds=2), force=True)
-    assert ran == [1, 0, 1]
+    assert [c["seed"] for c in calls] == [1, 0, 1]
 
 
 def test_claimed_seeds_are_left_to_their_process(tmp_path, monkeypatch):
@@ -83,22 +77,16 @@ def test_claimed_seeds_are_left_to_their_process(tmp_path, monkeypatch):
     out = tmp_path / "c"
     held = claim_seed(out / "seed_1")  # this test process is alive: a live claim
     assert held is not None and claim_seed(out / "seed_1") is None
-    ran, logs = [], []
-    real = experiment.run_seed
-
-    def spy(data, knowledge, cfg, seed, seed_dir, **kw):
-        ran.append(seed)
-        return real(data, knowledge, cfg, seed, seed_dir, **kw)
-
-    monkeypatch.setattr(experiment, "run_seed", spy)
+    logs = []
+    calls = spy(monkeypatch, experiment, "run_seed")
     metrics = run_experiment(_cfg(seeds=3), out, progress=False, cache_dir=tmp_path / "cache",
                              log=logs.append)
-    assert ran == [0, 2] and metrics["seeds"] == [0, 2]
+    assert [c["seed"] for c in calls] == [0, 2] and metrics["seeds"] == [0, 2]
     assert any("seed(s) 1 are being run by another process" in m for m in logs)
     assert not (out / "seed_0" / CLAIM_FILE).exists()  # released after the seed
     held.unlink()
     metrics = _run(tmp_path, "c", _cfg(seeds=3))
-    assert ran == [0, 2, 1] and metrics["seeds"] == [0, 1, 2]
+    assert [c["seed"] for c in calls] == [0, 2, 1] and metrics["seeds"] == [0, 1, 2]
 
 
 def test_stale_claim_is_taken_over(tmp_path):
@@ -197,14 +185,7 @@ def test_cli_run_cora_two_seeds(data_root, tmp_path, capsys):
 def test_run_with_sdrf_rewires_once_and_caches(tmp_path, monkeypatch):
     import framekd.rewire as rewire
 
-    calls = []
-    real = rewire.sdrf
-
-    def spy(*args, **kw):
-        calls.append(kw)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(rewire, "sdrf", spy)
+    calls = spy(monkeypatch, rewire, "sdrf")  # experiment imports framekd.rewire.sdrf per call
     cfg = _cfg(seeds=2, extra=("rewire.method=sdrf", "rewire.iterations=5", "rewire.tau=1.0"))
     metrics = _run(tmp_path, "s", cfg)
     assert len(calls) == 1  # one graph surgery shared by teacher, students and all seeds
@@ -253,26 +234,16 @@ def test_auto_knowledge_mode_picks_features_when_small():
     assert knowledge_mode(_cfg(), big) == "sketch"
 
 
-def _count_graph_checks(monkeypatch) -> list[int]:
-    import framekd.graph as graph
-
-    seen: list[int] = []
-    real = graph.check_edge_index
-
-    def spy(edge_index, num_nodes, **kw):
-        seen.append(id(edge_index))
-        return real(edge_index, num_nodes, **kw)
-
-    monkeypatch.setattr(graph, "check_edge_index", spy)
-    return seen
-
-
 def test_a_run_validates_its_graph_once(tmp_path, monkeypatch):
     """Validation happens at the edge: the loaded graph is checked once, not by every stage
     (transform, knowledge, each seed's teachers)."""
-    seen = _count_graph_checks(monkeypatch)
-    args = ["run", "--dataset", TINY, "--seeds", "2", "--out", str(tmp_path / "r"), "--quiet",
-            "--set", "baselines=[gcn,simplified]"] + [a for s in FAST for a in ("--set", s)]
+    import framekd.graph as graph
+
+    seen = spy(monkeypatch, graph, "check_edge_index")
+    fresh = TINY.replace("seed=0", "seed=11")  # a graph no other test has loaded (and checked)
+    args = ["run", "--dataset", fresh, "--seeds", "2", "--out", str(tmp_path / "r"), "--quiet",
+            "--set", "baselines=[gcn,simplified,spectral]"]
+    args += [a for s in FAST for a in ("--set", s)]
     assert main(args) == 0
     assert len(seen) == 1, f"check_edge_index ran {len(seen)} times on one graph"
 
@@ -282,7 +253,9 @@ def test_cora_run_validates_its_graph_once(tmp_path, monkeypatch):
     root = os.environ.get("FRAMEKD_DATA")
     if not root or not os.path.isdir(os.path.join(root, "Planetoid", "Cora", "raw")):
         pytest.skip("FRAMEKD_DATA is unset or has no Planetoid/Cora/raw (real-data test)")
-    seen = _count_graph_checks(monkeypatch)
+    import framekd.graph as graph
+
+    seen = spy(monkeypatch, graph, "check_edge_index")
     args = ["run", "--dataset", "cora", "--seeds", "2", "--out", str(tmp_path / "cora"),
             "--quiet", "--set", "teacher.epochs=2", "--set", "student.epochs=2"]
     assert main(args) == 0

@@ -12,6 +12,7 @@ from framekd.cli import main
 from framekd.data import load_graph_dir
 from framekd.graph import graph_hash
 from framekd.splits import make_split
+from helpers import write_graph_dir
 
 
 def _graph(edges, num_nodes=4, x=None, y=None) -> Data:
@@ -21,16 +22,6 @@ def _graph(edges, num_nodes=4, x=None, y=None) -> Data:
     if y is None:
         y = torch.arange(num_nodes) % 2
     return Data(x=x, edge_index=edge_index, y=y, num_nodes=num_nodes)
-
-
-def _write_dir(path, edges="src,dst\n0,1\n1,2\n2,3\n", labels="0\n1\n0\n1\n", features=None):
-    path.mkdir(parents=True, exist_ok=True)
-    if edges is not None:
-        (path / "edges.csv").write_text(edges)
-    if labels is not None:
-        (path / "labels.csv").write_text(labels)
-    np.save(path / "features.npy", np.ones((4, 2)) if features is None else features)
-    return path
 
 
 # --- canonical form -------------------------------------------------------------------
@@ -143,47 +134,33 @@ def test_rejects_split_with_empty_validation_set():
 # --- the same checks reached through a user graph directory ---------------------------
 
 
-def test_graph_dir_edge_out_of_range(tmp_path):
-    folder = _write_dir(tmp_path / "g", edges="0,1\n1,9\n")
-    with pytest.raises(GraphError, match=r"node index 9 .* the graph has 4 nodes"):
-        load_graph_dir(folder)
-
-
-def test_graph_dir_edges_with_three_columns(tmp_path):
-    folder = _write_dir(tmp_path / "g", edges="0,1,5\n1,2,5\n")
-    with pytest.raises(GraphError, match=r"edges.csv: edges must have exactly 2 columns"):
-        load_graph_dir(folder)
-
-
-def test_graph_dir_fractional_edges(tmp_path):
-    folder = _write_dir(tmp_path / "g", edges="0,1\n1.5,2\n")
-    with pytest.raises(GraphError, match=r"edges.csv: edges must be integer node indices"):
-        load_graph_dir(folder)
-
-
-def test_graph_dir_non_finite_features(tmp_path):
+def _features_with_inf() -> np.ndarray:
     feats = np.ones((4, 2))
     feats[3, 0] = np.inf
-    folder = _write_dir(tmp_path / "g", features=feats)
-    with pytest.raises(GraphError, match=r"non-finite .* row 3, column 0"):
-        load_graph_dir(folder)
+    return feats
 
 
-def test_graph_dir_labels_wrong_length(tmp_path):
-    folder = _write_dir(tmp_path / "g", labels="0\n1\n")
-    with pytest.raises(GraphError, match=r"labels y have length 2 but the graph has 4 nodes"):
-        load_graph_dir(folder)
-
-
-def test_graph_dir_without_edges_file(tmp_path):
-    folder = _write_dir(tmp_path / "g", edges=None)
-    with pytest.raises(GraphError, match=r"has no edges.csv"):
-        load_graph_dir(folder)
-
-
-def test_graph_dir_non_numeric_labels(tmp_path):
-    folder = _write_dir(tmp_path / "g", labels="label\n0\ncat\n1\n0\n")
-    with pytest.raises(GraphError, match=r"labels.csv: cannot read labels"):
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        pytest.param({"edges": "0,1\n1,9\n"}, r"node index 9 .* the graph has 4 nodes",
+                     id="edge-out-of-range"),
+        pytest.param({"edges": "0,1,5\n1,2,5\n"},
+                     r"edges.csv: edges must have exactly 2 columns", id="three-columns"),
+        pytest.param({"edges": "0,1\n1.5,2\n"},
+                     r"edges.csv: edges must be integer node indices", id="fractional-edges"),
+        pytest.param({"features": _features_with_inf()}, r"non-finite .* row 3, column 0",
+                     id="non-finite-features"),
+        pytest.param({"labels": "0\n1\n"},
+                     r"labels y have length 2 but the graph has 4 nodes", id="labels-length"),
+        pytest.param({"edges": None}, r"has no edges.csv", id="no-edges-file"),
+        pytest.param({"labels": "label\n0\ncat\n1\n0\n"}, r"labels.csv: cannot read labels",
+                     id="non-numeric-labels"),
+    ],
+)
+def test_graph_dir_rejects(tmp_path, files, message):
+    folder = write_graph_dir(tmp_path / "g", **files)
+    with pytest.raises(GraphError, match=message):
         load_graph_dir(folder)
 
 
@@ -191,7 +168,7 @@ def test_graph_dir_non_numeric_labels(tmp_path):
 
 
 def test_cli_bad_graph_dir_exits_2_with_one_line(tmp_path, capsys):
-    folder = _write_dir(tmp_path / "bad", edges="0,1\n1,9\n")
+    folder = write_graph_dir(tmp_path / "bad", edges="0,1\n1,9\n")
     assert main(["datasets", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

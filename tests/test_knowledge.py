@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Data
-from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
 import framekd.knowledge as kn
 from framekd.errors import ConfigError, FramekdWarning, MemoryBudgetError
@@ -23,50 +21,31 @@ from framekd.knowledge import (
     sketch_matrix,
 )
 from framekd.operators import gcn_adjacency
+from helpers import (
+    dense_gcn_adjacency,
+    dense_operators,
+    haar_framelet_operators,
+    random_graph,
+    spy,
+)
 
 F64 = torch.float64
 
 
-def random_graph(seed: int, sizes=(16, 10), p=0.3, isolated=2) -> tuple[torch.Tensor, int]:
-    gen = torch.Generator().manual_seed(seed)
-    edges, offset = [], 0
-    for n in sizes:
-        src, dst = (torch.rand(n, n, generator=gen) < p).nonzero().t()
-        edges.append(torch.stack([src + offset, dst + offset]))
-        offset += n
-    num_nodes = offset + isolated
-    ei, _ = remove_self_loops(torch.cat(edges, 1))
-    return coalesce(to_undirected(ei, num_nodes=num_nodes), num_nodes=num_nodes), num_nodes
-
-
-def dense_adjacency(edge_index: torch.Tensor, n: int) -> np.ndarray:
-    a = np.zeros((n, n))
-    for i, j in edge_index.t().tolist():
-        a[i, j] = 1.0
-    return a
-
-
 def oracle_knowledge(edge_index, n, powers, epsilon):
     """K_c^k from a dense eigendecomposition, Haar, 1 level (independent of framekd)."""
-    a = dense_adjacency(edge_index, n)
-    deg = a.sum(1)
-    dinv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1)), 0.0)
-    lam, u = np.linalg.eigh(np.eye(n) - dinv[:, None] * a * dinv[None, :])
-    t = math.pi / lam.max()
-    w = [u @ np.diag(np.cos(t * lam / 2)) @ u.T, u @ np.diag(np.sin(t * lam / 2)) @ u.T]
-    dt = deg + 1
-    a_hat = (a + np.eye(n)) / np.sqrt(dt[:, None] * dt[None, :])
-    adj = [a_hat - epsilon * np.diag(1 / dt), a_hat + epsilon * np.diag(1 / dt)]
+    w = haar_framelet_operators(edge_index, n)
+    a_hat, dt_inv = dense_gcn_adjacency(edge_index, n)
+    adj = [a_hat - epsilon * dt_inv, a_hat + epsilon * dt_inv]
     k = [w[c] @ adj[c] @ w[c] for c in range(2)]
     return np.stack([[np.linalg.matrix_power(k[c], p) for p in range(1, powers + 1)]
                      for c in range(2)])
 
 
 def test_gcn_adjacency_matches_definition_with_shift():
-    ei, n = random_graph(0)
-    a = dense_adjacency(ei, n)
-    dt = a.sum(1) + 1
-    expected = (a + np.eye(n)) / np.sqrt(dt[:, None] * dt[None, :]) + 0.25 * np.diag(1 / dt)
+    ei, n = random_graph(0, sizes=(16, 10), isolated=2)
+    a_hat, dt_inv = dense_gcn_adjacency(ei, n)
+    expected = a_hat + 0.25 * dt_inv
     got = gcn_adjacency(ei, n, shift=0.25, dtype=F64)
     assert got.layout == torch.sparse_csr
     np.testing.assert_allclose(got.to_dense().numpy(), expected, atol=1e-14)
@@ -75,7 +54,7 @@ def test_gcn_adjacency_matches_definition_with_shift():
 
 @pytest.mark.parametrize("method", ["exact", "chebyshev"])
 def test_rows_equal_dense_powers(method):
-    ei, n = random_graph(1)
+    ei, n = random_graph(1, sizes=(16, 10), isolated=2)
     t = FrameletTransform(ei, n, method=method, order=20, dtype=F64)
     rows = graph_knowledge(ei, n, transform=t, mode="rows", powers=3, epsilon=0.2, block_size=5)
     assert rows.shape == (2, 3, n, n)
@@ -83,9 +62,9 @@ def test_rows_equal_dense_powers(method):
 
 
 def test_rows_equal_dense_powers_of_the_transforms_own_operators():
-    ei, n = random_graph(2)
+    ei, n = random_graph(2, sizes=(16, 10), isolated=2)
     t = FrameletTransform(ei, n, filters="linear", levels=2, dtype=F64)  # default order 8
-    w = t.apply(torch.eye(n, dtype=F64))
+    w = dense_operators(t)
     adj = gcn_adjacency(ei, n, dtype=F64).to_dense()
     rows = graph_knowledge(ei, n, transform=t, mode="rows", powers=2)
     for c in range(t.num_channels):
@@ -96,7 +75,7 @@ def test_rows_equal_dense_powers_of_the_transforms_own_operators():
 
 
 def test_features_equal_knowledge_times_x():
-    ei, n = random_graph(3)
+    ei, n = random_graph(3, sizes=(16, 10), isolated=2)
     t = FrameletTransform(ei, n, levels=2, dtype=F64)
     x = torch.randn(n, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
     rows = graph_knowledge(ei, n, transform=t, mode="rows", powers=2, epsilon=0.1)
@@ -106,7 +85,7 @@ def test_features_equal_knowledge_times_x():
 
 
 def test_sketch_is_rows_times_the_seeded_sketch_matrix():
-    ei, n = random_graph(4)
+    ei, n = random_graph(4, sizes=(16, 10), isolated=2)
     t = FrameletTransform(ei, n, dtype=F64)
     rows = graph_knowledge(ei, n, transform=t, mode="rows")
     sk = graph_knowledge(ei, n, transform=t, mode="sketch", sketch_dim=24, seed=7, block_size=10)
@@ -129,7 +108,7 @@ def test_sketch_preserves_inner_products_in_expectation():
     tolerance 0.1 is about 3 standard deviations. One seed with m = 2048 keeps every
     squared row norm within 20% (χ²/m has std sqrt(2/m) ≈ 0.031; 0.2 is > 6 std).
     """
-    ei, n = random_graph(5)
+    ei, n = random_graph(5, sizes=(16, 10), isolated=2)
     t = FrameletTransform(ei, n, dtype=F64)
     g = graph_knowledge(ei, n, transform=t, mode="rows", powers=2)[:, 1]
     gram = g @ g.transpose(1, 2)
@@ -148,12 +127,12 @@ def test_knowledge_is_finite_on_isolated_and_single_nodes():
     for n in (1, 4):
         out = graph_knowledge(empty, n, mode="rows", powers=2, epsilon=0.5)
         assert torch.isfinite(out).all()
-    ei, n = random_graph(6, isolated=5)
+    ei, n = random_graph(6, sizes=(16, 10), isolated=5)
     assert torch.isfinite(graph_knowledge(ei, n, mode="sketch", sketch_dim=8)).all()
 
 
 def test_rows_refused_over_budget_naming_sketch():
-    ei, n = random_graph(7)
+    ei, n = random_graph(7, sizes=(16, 10), isolated=2)
     with pytest.raises(MemoryBudgetError, match="sketch") as info:
         graph_knowledge(ei, n, mode="rows", memory_budget=1000)
     assert "GiB" in str(info.value)
@@ -162,7 +141,7 @@ def test_rows_refused_over_budget_naming_sketch():
 
 
 def test_invalid_requests_raise_config_error():
-    ei, n = random_graph(8)
+    ei, n = random_graph(8, sizes=(16, 10), isolated=2)
     with pytest.raises(ConfigError, match="mode"):
         graph_knowledge(ei, n, mode="dense")
     with pytest.raises(ConfigError, match="powers"):
@@ -174,7 +153,7 @@ def test_invalid_requests_raise_config_error():
 
 
 def test_default_transform_is_float32_haar():
-    ei, n = random_graph(9)
+    ei, n = random_graph(9, sizes=(16, 10), isolated=2)
     out = graph_knowledge(ei, n, sketch_dim=16)
     assert out.dtype == torch.float32 and out.shape == (2, 2, n, 16)
     ref = graph_knowledge(ei, n, sketch_dim=16, dtype=F64)
@@ -184,27 +163,16 @@ def test_default_transform_is_float32_haar():
 # ----------------------------------------------------------------------------- cache
 
 
-def _counting(monkeypatch) -> list[int]:
-    calls: list[int] = []
-    real = kn.graph_knowledge
-
-    def wrapper(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(kn, "graph_knowledge", wrapper)
-    return calls
-
-
 def test_cache_round_trip_and_key(tmp_path, monkeypatch):
-    calls = _counting(monkeypatch)
-    ei, n = random_graph(10)
+    calls = spy(monkeypatch, kn, "graph_knowledge")
+    ei, n = random_graph(10, sizes=(16, 10), isolated=2)
     opts = {"framelet": {"levels": 2}, "sketch_dim": 8, "cache_dir": tmp_path}
     first = cached_graph_knowledge(ei, n, **opts)
     files = list(tmp_path.glob("knowledge-*.safetensors"))
-    assert len(files) == 1 and calls == [1]
+    assert len(files) == 1 and len(calls) == 1
     second = cached_graph_knowledge(ei, n, **opts)
-    assert calls == [1] and torch.equal(first, second)  # exact: the second is the file read back
+    # exact: the second is the file read back
+    assert len(calls) == 1 and torch.equal(first, second)
     meta = load_metadata(files[0])
     assert meta["shape"] == f"[3, 2, {n}, 8]"
     # A different seed, mode or framelet config is a different file.
@@ -215,21 +183,22 @@ def test_cache_round_trip_and_key(tmp_path, monkeypatch):
 
 
 def test_corrupt_cache_file_is_rebuilt(tmp_path, monkeypatch):
-    ei, n = random_graph(11)
+    ei, n = random_graph(11, sizes=(16, 10), isolated=2)
     fresh = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
     (path,) = tmp_path.glob("knowledge-*.safetensors")
     path.write_bytes(path.read_bytes()[:50])  # truncated
-    calls = _counting(monkeypatch)
+    calls = spy(monkeypatch, kn, "graph_knowledge")
     with pytest.warns(FramekdWarning, match="unusable"):
         rebuilt = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
     # exact: the same computation on the same input and block size runs twice, then a file read
-    assert calls == [1] and torch.equal(rebuilt, fresh)
-    assert torch.equal(cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8), fresh)
-    assert calls == [1]
+    assert len(calls) == 1 and torch.equal(rebuilt, fresh)
+    reread = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
+    assert torch.equal(reread, fresh)  # exact: the file written above, read back
+    assert len(calls) == 1
 
 
 def test_tampered_cache_contents_fail_the_checksum(tmp_path):
-    ei, n = random_graph(12)
+    ei, n = random_graph(12, sizes=(16, 10), isolated=2)
     fresh = cached_graph_knowledge(ei, n, cache_dir=tmp_path, sketch_dim=8)
     (path,) = tmp_path.glob("knowledge-*.safetensors")
     save_tensors(path, {"knowledge": fresh + 1.0}, load_metadata(path))  # valid file, wrong data
@@ -239,7 +208,7 @@ def test_tampered_cache_contents_fail_the_checksum(tmp_path):
 
 
 def test_knowledge_transform_attaches_knowledge(tmp_path):
-    ei, n = random_graph(13)
+    ei, n = random_graph(13, sizes=(16, 10), isolated=2)
     x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
     data = Data(x=x, edge_index=ei, num_nodes=n)
     out = KnowledgeTransform(mode="features", powers=3, cache_dir=tmp_path, levels=2)(data)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch_geometric.utils import to_undirected
@@ -26,6 +24,7 @@ from framekd.models import (
     build_teacher,
 )
 from framekd.models.sparse_input import csr_rows
+from helpers import bag_of_words, dense_gcn_adjacency, haar_framelet_operators
 
 
 def ring_graph(n: int = 12, chords: int = 4, seed: int = 0) -> torch.Tensor:
@@ -35,12 +34,6 @@ def ring_graph(n: int = 12, chords: int = 4, seed: int = 0) -> torch.Tensor:
     extra = torch.randint(0, n, (2, chords), generator=gen)
     extra = extra[:, extra[0] != extra[1]]
     return to_undirected(torch.cat([ring, extra], dim=1), num_nodes=n)
-
-
-def dense_adjacency(edge_index: torch.Tensor, n: int) -> torch.Tensor:
-    a = torch.zeros(n, n, dtype=torch.float64)
-    a[edge_index[0], edge_index[1]] = 1.0
-    return a
 
 
 class DenseHaar:
@@ -54,15 +47,7 @@ class DenseHaar:
 
     def __init__(self, edge_index: torch.Tensor, n: int) -> None:
         self.num_nodes = n
-        a = dense_adjacency(edge_index, n)
-        deg = a.sum(1)
-        dinv = torch.where(deg > 0, deg.rsqrt(), torch.zeros_like(deg))
-        lap = torch.eye(n, dtype=torch.float64) - dinv[:, None] * a * dinv[None, :]
-        lam, u = torch.linalg.eigh(lap)
-        t = math.pi / lam.max()
-        w0 = u @ torch.diag(torch.cos(t * lam / 2)) @ u.T
-        w1 = u @ torch.diag(torch.sin(t * lam / 2)) @ u.T
-        self.w = torch.stack([w0, w1]).float()
+        self.w = torch.from_numpy(haar_framelet_operators(edge_index, n)).float()
 
     def to(self, device):
         return self
@@ -75,13 +60,6 @@ class DenseHaar:
 
     def reconstruct(self, ys):
         return (self.w @ ys).sum(0)
-
-
-def dense_gcn(edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Â = D̃^{-1/2}(A + I)D̃^{-1/2} and D̃^{-1}, densely (oracle)."""
-    a = dense_adjacency(edge_index, n) + torch.eye(n, dtype=torch.float64)
-    deg = a.sum(1)
-    return (deg.rsqrt()[:, None] * a * deg.rsqrt()[None, :]).float(), torch.diag(1 / deg).float()
 
 
 # --------------------------------------------------------------------------- teachers
@@ -108,7 +86,7 @@ def test_spatial_framelet_matches_dense_formula(epsilon):
     model.eval()
     out = model(x, edge_index)
 
-    a_hat, d_inv = dense_gcn(edge_index, n)
+    a_hat, d_inv = (torch.from_numpy(m).float() for m in dense_gcn_adjacency(edge_index, n))
     adjs = [a_hat - epsilon * d_inv, a_hat + epsilon * d_inv]
     w = transform.w
     h = x
@@ -147,7 +125,7 @@ def test_simplified_framelet_matches_dense_formula():
     torch.nn.init.normal_(model.bias)
     out = model(x, edge_index)
 
-    a_hat, d_inv = dense_gcn(edge_index, n)
+    a_hat, d_inv = (torch.from_numpy(m).float() for m in dense_gcn_adjacency(edge_index, n))
     w = transform.w
     expected = model.bias.detach().clone()
     for c, sign in enumerate((-1.0, 1.0)):
@@ -200,11 +178,6 @@ def test_pyg_teachers_share_the_interface(name, cls):
     out = model(x, edge_index)
     assert out.shape == (n, 4)
     model.reset_parameters()
-
-
-def bag_of_words(n: int, d: int, density: float, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, d, generator=gen) < density).float()
 
 
 def test_sparse_input_converts_only_mostly_zero_features():

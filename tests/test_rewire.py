@@ -17,11 +17,20 @@ from torch_geometric.data import Data
 from framekd.errors import ConfigError, GraphError
 from framekd.rewire import (
     SDRF,
+    SDRFSpec,
     balanced_forman_curvature,
     sdrf,
     sdrf_candidates,
     sdrf_preset,
     spectral_gap,
+)
+from helpers import (
+    complete_pairs,
+    cycle_pairs,
+    dense_laplacian,
+    pairs_to_index,
+    random_pairs,
+    undirected_index,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -59,21 +68,9 @@ def brute_force_curvature(edges, n):
     return out
 
 
-def as_index(edges):
-    return torch.tensor(edges, dtype=torch.long).t().contiguous()
-
-
 def curvature_dict(edges, n):
-    ei, curv = balanced_forman_curvature(as_index(edges), n)
+    ei, curv = balanced_forman_curvature(pairs_to_index(edges), n)
     return {(a, b): c for (a, b), c in zip(ei.t().tolist(), curv.tolist(), strict=True)}
-
-
-def cycle(n):
-    return [(i, (i + 1) % n) for i in range(n)]
-
-
-def complete(n):
-    return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
 BRIDGE = [(0, 1), (0, 2), (1, 2), (2, 3), (3, 4), (3, 5), (4, 5)]
@@ -93,11 +90,11 @@ def assert_values(edges, n, expected):
 
 
 def test_c4_every_edge_is_one():
-    assert_values(cycle(4), 4, {e: 1 for e in cycle(4)[:3]} | {(0, 3): 1})
+    assert_values(cycle_pairs(4), 4, {e: 1 for e in cycle_pairs(4)[:3]} | {(0, 3): 1})
 
 
 def test_k4_every_edge_is_four_thirds():
-    assert_values(complete(4), 4, {e: Fraction(4, 3) for e in complete(4)})
+    assert_values(complete_pairs(4), 4, {e: Fraction(4, 3) for e in complete_pairs(4)})
 
 
 def test_p4_pendant_edges_are_zero_by_the_min_degree_rule():
@@ -121,13 +118,13 @@ def test_house_graph():
 
 @pytest.mark.parametrize("n", [3, 4, 5, 6, 7])
 def test_complete_graph_is_n_over_n_minus_one(n):
-    for got in curvature_dict(complete(n), n).values():
+    for got in curvature_dict(complete_pairs(n), n).values():
         assert got == pytest.approx(n / (n - 1), abs=1e-12)
 
 
 @pytest.mark.parametrize(("n", "value"), [(3, 1.5), (4, 1.0), (5, 0.0), (6, 0.0), (8, 0.0)])
 def test_cycles(n, value):
-    for got in curvature_dict(cycle(n), n).values():
+    for got in curvature_dict(cycle_pairs(n), n).values():
         assert got == pytest.approx(value, abs=1e-12)
 
 
@@ -206,7 +203,7 @@ def test_candidate_gains_match_recomputation(graph, pick):
     if not edges:
         return
     x, y = edges[pick % len(edges)]
-    pairs, gains = sdrf_candidates(as_index(edges), n, (x, y))
+    pairs, gains = sdrf_candidates(pairs_to_index(edges), n, (x, y))
     nb = [set() for _ in range(n)]
     for a, b in edges:
         nb[a].add(b)
@@ -226,7 +223,7 @@ def test_candidate_gains_match_recomputation(graph, pick):
 
 
 def test_one_step_oracle_on_the_bridge_graph():
-    pairs, gains = sdrf_candidates(as_index(BRIDGE), 6, (2, 3))
+    pairs, gains = sdrf_candidates(pairs_to_index(BRIDGE), 6, (2, 3))
     assert [tuple(p) for p in pairs.tolist()] == [(0, 3), (0, 4), (0, 5), (1, 3), (1, 4),
                                                    (1, 5), (2, 4), (2, 5)]
     assert gains.tolist() == pytest.approx([2 / 3] * 8, abs=1e-12)
@@ -234,7 +231,7 @@ def test_one_step_oracle_on_the_bridge_graph():
     # targets the bridge.
     drawn = set()
     for seed in range(60):
-        _, report = sdrf(both_directions(BRIDGE), 6, iterations=1, tau=50.0, seed=seed)
+        _, report = sdrf(undirected_index(BRIDGE), 6, iterations=1, tau=50.0, seed=seed)
         assert report.steps[0]["target"] == [2, 3]
         assert report.steps[0]["target_before"] == pytest.approx(-2 / 3)
         assert report.steps[0]["target_after"] == pytest.approx(0.0, abs=1e-12)
@@ -242,23 +239,15 @@ def test_one_step_oracle_on_the_bridge_graph():
     assert drawn == {tuple(p) for p in pairs.tolist()}
 
 
-def random_edges(n, p, seed):
-    rng = np.random.default_rng(seed)
-    return [(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < p]
-
-
-def both_directions(edges):
-    return as_index(edges + [(b, a) for a, b in edges])
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sdrf_incremental_curvature_equals_full_recomputation(seed):
-    edges = random_edges(30, 0.15, seed)
-    out, report = sdrf(both_directions(edges), 30, iterations=25, tau=2.0,
+    edges = random_pairs(30, 0.15, seed)
+    out, report = sdrf(undirected_index(edges), 30, iterations=25, tau=2.0,
                        removal_bound=0.8 if seed else None, seed=seed)
     ei, curv = balanced_forman_curvature(out, 30)
-    assert torch.equal(ei, out)
-    assert torch.equal(report.curvature, curv)
+    assert torch.equal(ei, out)  # exact: integer edge indices
+    # Incremental updates and a full recomputation sum in different orders.
+    torch.testing.assert_close(report.curvature, curv, rtol=0, atol=1e-12)
     assert report.curvature_min_after == pytest.approx(float(curv.min()))
 
 
@@ -266,24 +255,26 @@ def test_sdrf_incremental_curvature_equals_full_recomputation(seed):
 def test_incremental_curvature_is_exact_after_every_step(density, bound):
     # Dense graphs with a low C+ remove often, which exercises the exact fallback
     # when the toggled row or column held the 4-cycle maximum.
-    edges = both_directions(random_edges(24, density, 7))
+    edges = undirected_index(random_pairs(24, density, 7))
     for steps in range(1, 13):
         out, report = sdrf(edges, 24, iterations=steps, tau=1.0, removal_bound=bound, seed=3)
-        assert torch.equal(report.curvature, balanced_forman_curvature(out, 24)[1]), steps
+        torch.testing.assert_close(report.curvature, balanced_forman_curvature(out, 24)[1],
+                                   rtol=0, atol=1e-12, msg=lambda m, s=steps: f"{m}\nsteps={s}")
         if bound is not None and steps == 12:
             assert report.removed
 
 
 def test_sdrf_closing_a_path_into_a_triangle():
     # After the edit every neighbour's neighbourhood lies inside B_1: no 4-cycle pairs.
-    out, report = sdrf(both_directions([(0, 1), (1, 2)]), 3, iterations=1, tau=1.0)
+    out, report = sdrf(undirected_index([(0, 1), (1, 2)]), 3, iterations=1, tau=1.0)
     assert report.added == [(0, 2)]
-    assert torch.equal(report.curvature, torch.full((6,), 1.5, dtype=torch.float64))
+    torch.testing.assert_close(report.curvature, torch.full((6,), 1.5, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
 
 
 def test_sdrf_output_is_symmetric_without_self_loops_and_tracks_its_edits():
-    edges = random_edges(40, 0.12, 5)
-    out, report = sdrf(both_directions(edges), 40, iterations=30, tau=1.0,
+    edges = random_pairs(40, 0.12, 5)
+    out, report = sdrf(undirected_index(edges), 40, iterations=30, tau=1.0,
                        removal_bound=0.3, seed=3)
     assert (out[0] != out[1]).all()
     pairs = set(map(tuple, out.t().tolist()))
@@ -301,16 +292,16 @@ def test_sdrf_output_is_symmetric_without_self_loops_and_tracks_its_edits():
 
 
 def test_same_seed_same_graph_and_different_seed_differs():
-    edges = both_directions(random_edges(40, 0.12, 7))
+    edges = undirected_index(random_pairs(40, 0.12, 7))
     runs = [sdrf(edges, 40, iterations=20, tau=0.5, removal_bound=1.2, seed=s)
             for s in (11, 11, 12)]
-    assert torch.equal(runs[0][0], runs[1][0])
+    assert torch.equal(runs[0][0], runs[1][0])  # exact: same seed, same code path, same input
     assert runs[0][1].added == runs[1][1].added
     assert runs[0][1].added != runs[2][1].added
 
 
 def test_removal_bound_is_respected():
-    edges = both_directions(random_edges(30, 0.2, 9))
+    edges = undirected_index(random_pairs(30, 0.2, 9))
     bound = 0.3
     _, report = sdrf(edges, 30, iterations=40, tau=1.0, removal_bound=bound, seed=0)
     assert report.removed
@@ -322,7 +313,7 @@ def test_removal_bound_is_respected():
 
 
 def test_targets_are_the_most_negative_edge():
-    edges = both_directions(random_edges(25, 0.2, 4))
+    edges = undirected_index(random_pairs(25, 0.2, 4))
     current = edges
     for seed in range(5):
         ei, curv = balanced_forman_curvature(current, 25)
@@ -342,7 +333,7 @@ def test_stops_when_nothing_can_be_added_or_removed():
 
 
 def test_report_is_json_serialisable():
-    _, report = sdrf(both_directions(BRIDGE), 6, iterations=3, tau=1.0, removal_bound=1.0, seed=1)
+    _, report = sdrf(undirected_index(BRIDGE), 6, iterations=3, tau=1.0, removal_bound=1.0, seed=1)
     data = json.loads(json.dumps(report.to_dict()))
     assert data["iterations_run"] == len(data["steps"]) == 3
     assert data["curvature_min_before"] == pytest.approx(-2 / 3)
@@ -360,15 +351,16 @@ def test_report_is_json_serialisable():
 )
 def test_invalid_arguments_are_rejected(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        sdrf(both_directions(BRIDGE), 6, **kwargs)
+        sdrf(undirected_index(BRIDGE), 6, **kwargs)
     with pytest.raises(ConfigError, match=match):
         SDRF(**kwargs)
 
 
 def test_transform_returns_rewired_copy():
-    data = Data(x=torch.randn(6, 3), edge_index=both_directions(BRIDGE), num_nodes=6)
+    data = Data(x=torch.randn(6, 3), edge_index=undirected_index(BRIDGE), num_nodes=6)
     out = SDRF(iterations=2, tau=1.0, seed=0)(data)
     assert out.edge_index.size(1) == data.edge_index.size(1) + 4
+    # exact: x is passed through untouched
     assert out.sdrf_report.added and torch.equal(out.x, data.x)
     assert data.edge_index.size(1) == 14  # the input is untouched
 
@@ -376,7 +368,7 @@ def test_transform_returns_rewired_copy():
 def test_directed_input_warns_and_is_symmetrised():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out, _ = sdrf(as_index(BRIDGE), 6, iterations=0, tau=1.0)
+        out, _ = sdrf(pairs_to_index(BRIDGE), 6, iterations=0, tau=1.0)
     assert any("symmetrises" in str(w.message) for w in caught)
     assert out.size(1) == 14
 
@@ -388,30 +380,22 @@ def test_presets_are_provisional_values_and_unknown_names_fail():
         sdrf_preset("computers")
 
 
-def dense_gap(edges, n):
-    a = np.zeros((n, n))
-    for i, j in edges:
-        a[i, j] = a[j, i] = 1
-    d = a.sum(1)
-    lap = np.eye(n) - a / np.sqrt(np.outer(d, d))
-    return np.linalg.eigvalsh(lap)[1]
-
-
 @pytest.mark.parametrize("n", [5, 10, 100])
 def test_spectral_gap_of_cycles_matches_closed_form(n):
-    assert spectral_gap(both_directions(cycle(n)), n) == pytest.approx(
+    assert spectral_gap(undirected_index(cycle_pairs(n)), n) == pytest.approx(
         1 - math.cos(2 * math.pi / n), abs=1e-8)
 
 
 def test_spectral_gap_matches_dense_and_uses_largest_component():
-    edges = random_edges(90, 0.08, 2)
+    edges = random_pairs(90, 0.08, 2)
     nb = {v for e in edges for v in e}
     assert len(nb) == 90  # connected enough to have no isolated node for this seed
-    got = spectral_gap(both_directions(edges), 90)
-    assert got == pytest.approx(dense_gap(edges, 90), abs=1e-8)
+    got = spectral_gap(undirected_index(edges), 90)
+    dense_gap = np.linalg.eigvalsh(dense_laplacian(undirected_index(edges), 90))[1]
+    assert got == pytest.approx(dense_gap, abs=1e-8)
     # Adding a disjoint triangle does not change the reported (largest-component) gap.
     extra = [(90, 91), (91, 92), (90, 92)]
-    assert spectral_gap(both_directions(edges + extra), 93) == pytest.approx(got, abs=1e-8)
+    assert spectral_gap(undirected_index(edges + extra), 93) == pytest.approx(got, abs=1e-8)
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,8 +421,10 @@ def test_cli_rewire_writes_graph_report_and_histogram(tmp_path, capsys):
     added, removed = len(report["sdrf"]["added"]), len(report["sdrf"]["removed"])
     assert ei.size(1) // 2 == report["sdrf"]["edges_before"] + added - removed
     _, curv = balanced_forman_curvature(ei, 200)
-    assert torch.equal(tensors["curvature"], curv)
+    # The saved curvature is SDRF's incremental one; curv is a full recomputation.
+    torch.testing.assert_close(tensors["curvature"], curv, rtol=0, atol=1e-12)
     assert (out / "curvature.png").read_bytes()[:4] == b"\x89PNG"
+    # exact: integer edge indices read back from the saved graph
     assert torch.equal(load_graph_dir(out / "graph").edge_index, ei)
 
 
@@ -451,14 +437,96 @@ def test_cli_rewire_needs_settings_without_a_preset(tmp_path, capsys):
 
 
 def test_batched_curvature_equals_single_batch(monkeypatch):
-    import framekd.rewire as rewire
+    import framekd.rewire.curvature as rewire
 
-    edges = both_directions(random_edges(60, 0.1, 8))
+    edges = undirected_index(random_pairs(60, 0.1, 8))
     _, whole = balanced_forman_curvature(edges, 60)
     # Many tiny batches; each is past the dense-table size, so membership is looked up
     # in sorted keys and the product's columns are renumbered.
     monkeypatch.setattr(rewire, "_BATCH_ENTRIES", 64)
     _, batched = balanced_forman_curvature(edges, 60)
-    assert torch.equal(whole, batched)
+    torch.testing.assert_close(whole, batched, rtol=0, atol=1e-12)  # other summation order
     out, report = sdrf(edges, 60, iterations=20, tau=3.0, removal_bound=0.5)
-    assert torch.equal(report.curvature, balanced_forman_curvature(out, 60)[1])
+    torch.testing.assert_close(report.curvature, balanced_forman_curvature(out, 60)[1],
+                               rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# SDRFSpec: validated settings and the preset merge.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"iterations": -1, "tau": 1.0}, "iterations must be >= 0"),
+        ({"iterations": 2.5, "tau": 1.0}, "iterations must be an integer"),
+        ({"iterations": True, "tau": 1.0}, "iterations must be an integer"),
+        ({"iterations": 5, "tau": -0.5}, "tau (softmax temperature) must be finite and >= 0"),
+        ({"iterations": 5, "tau": math.inf}, "must be finite"),
+        ({"iterations": 5, "tau": "hot"}, "tau must be a number"),
+        ({"iterations": 5, "tau": 1.0, "removal_bound": math.nan}, "removal_bound must be"),
+        ({"iterations": 5, "tau": 1.0, "removal_bound": "high"}, "removal_bound must be"),
+        ({"iterations": 5, "tau": 1.0, "seed": -3}, "seed must be an integer >= 0"),
+    ],
+)
+def test_sdrf_spec_rejects_bad_values(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        SDRFSpec(**kwargs)
+
+
+def test_sdrf_spec_is_frozen_normalised_and_round_trips():
+    spec = SDRFSpec(np.int64(7), 2, removal_bound=0.5, seed=np.int64(3))
+    assert spec.to_dict() == {"iterations": 7, "tau": 2.0, "removal_bound": 0.5, "seed": 3}
+    assert type(spec.iterations) is int and type(spec.tau) is float
+    assert type(spec.seed) is int
+    assert SDRFSpec(**spec.to_dict()) == spec
+    with pytest.raises(AttributeError):
+        spec.tau = 3.0  # type: ignore[misc]
+    transform = SDRF.from_spec(spec)
+    assert transform.spec == spec
+    assert repr(transform) == "SDRF(iterations=7, tau=2.0, removal_bound=0.5, seed=3)"
+
+
+def test_sdrf_spec_from_preset_equals_the_preset():
+    spec = SDRFSpec.from_preset("texas")
+    assert spec == SDRFSpec(**sdrf_preset("texas"))
+    assert spec.to_dict() == {**sdrf_preset("texas"), "seed": 0}
+    # None counts as not given.
+    assert SDRFSpec.from_preset("Texas", iterations=None, tau=None, removal_bound=None) == spec
+
+
+def test_sdrf_spec_from_preset_overrides_only_what_is_given():
+    preset = sdrf_preset("texas")
+    spec = SDRFSpec.from_preset("texas", iterations=5)
+    assert spec.to_dict() == {**preset, "iterations": 5, "seed": 0}
+    spec = SDRFSpec.from_preset("texas", tau=0.0, seed=4)
+    assert (spec.iterations, spec.tau, spec.removal_bound, spec.seed) == (
+        preset["iterations"], 0.0, preset["removal_bound"], 4)
+    with pytest.raises(ConfigError, match="tau"):
+        SDRFSpec.from_preset("texas", tau=-1.0)
+    with pytest.raises(TypeError, match="temperature"):
+        SDRFSpec.from_preset("texas", temperature=1.0)
+
+
+def test_sdrf_spec_from_preset_without_a_preset():
+    for kwargs in ({}, {"iterations": 5}, {"tau": 1.0, "removal_bound": 0.5}):
+        with pytest.raises(ConfigError, match="no SDRF preset for dataset 'csbm:n=50'"):
+            SDRFSpec.from_preset("csbm:n=50", **kwargs)
+    with pytest.raises(ConfigError, match="needs iterations and tau"):
+        SDRFSpec.from_preset(None)
+    with pytest.raises(ConfigError, match="needs tau"):
+        SDRFSpec.from_preset(None, iterations=3)
+    spec = SDRFSpec.from_preset("csbm:n=50", iterations=5, tau=1.0)
+    assert spec.to_dict() == {"iterations": 5, "tau": 1.0, "removal_bound": None, "seed": 0}
+    assert SDRFSpec.from_preset(None, iterations=5, tau=1.0, removal_bound=0.2) == SDRFSpec(
+        5, 1.0, 0.2)
+
+
+def test_package_attribute_sdrf_is_the_function():
+    import importlib
+
+    import framekd.rewire as rewire
+
+    assert callable(rewire.sdrf) and rewire.sdrf is sdrf
+    assert importlib.import_module("framekd.rewire.flow").sdrf is sdrf

@@ -1,4 +1,4 @@
-r"""Analysis of trained teachers and students: the "algebra and geometry" of SPEC §8.
+r"""Analysis of trained teachers and students: the "algebra and geometry" of docs/SPEC.md §8.
 
 * :func:`dirichlet_energy`: the normalised Dirichlet energy of node representations,
 
@@ -40,7 +40,7 @@ def normalized_adjacency_matrix(
     Self-loops in ``edge_index`` are dropped (``L`` is defined without them); isolated
     nodes get no entry, so :math:`L_{ii} = 1` there and no division by zero occurs.
     """
-    from framekd.framelets import normalized_adjacency
+    from framekd.operators import normalized_adjacency
 
     ei = edge_index.long().cpu()
     ei = ei[:, ei[0] != ei[1]]
@@ -129,9 +129,10 @@ def teacher_energies(model: nn.Module, data: Any) -> dict[str, Any]:
     for idx, (conv, inputs, out) in enumerate(captured, start=1):
         row: dict[str, Any] = {"layer": idx, "output": _f(dirichlet_energy(out, adj=adj))}
         if isinstance(conv, SpatialFrameletConv):
-            h, transform, propagate = inputs[0], inputs[1], inputs[2]
+            h, operator = inputs[0], inputs[1]
+            transform = operator.transform
             coef = transform.apply_each(conv.project(h))
-            contrib = transform.apply_each(F.relu(propagate(coef)))
+            contrib = transform.apply_each(conv.channel_outputs(h, operator))
             e_coef = dirichlet_energy(coef, adj=adj)
             e_contrib = dirichlet_energy(contrib, adj=adj)
             row["channels"] = [

@@ -304,7 +304,7 @@ def accuracy_benchmark(
         try:
             if isinstance(cfg, FramekdError):
                 raise cfg
-            data = load_dataset(cfg.dataset)
+            data = load_dataset(cfg["dataset"])
             metrics = None
             for s in range(1, seeds + 1):
                 seed_done = (out / "runs" / job.slug / f"seed_{s - 1}" / "metrics.json").is_file()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -47,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
         "layers": 2,
         "dropout": 0.5,
         "epsilon": 0.0,
+        # spectral teacher only: channels smoothed by Â_c (none, low, all)
+        "smooth": "none",
         "lr": 0.01,
         "weight_decay": 5e-4,
         "epochs": 500,
@@ -72,6 +75,20 @@ DEFAULTS: dict[str, Any] = {
     },
     "rewire": {"method": None, "iterations": None, "tau": None, "removal_bound": None},
 }
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as text; read every such scalar as the number it is."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -104,7 +121,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping at top level")
-    return dict(data)
+    return _numbers(dict(data))
 
 
 def preset(dataset: str) -> dict[str, Any]:
@@ -114,7 +131,7 @@ def preset(dataset: str) -> dict[str, Any]:
         text = resources.files("framekd.configs").joinpath(f"{name}.yaml").read_text()
     except (FileNotFoundError, OSError):
         return {}
-    return dict(yaml.safe_load(text) or {})
+    return _numbers(dict(yaml.safe_load(text) or {}))
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -125,7 +142,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value (e.g. teacher.hidden=32), got '{item}'")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = _numbers(yaml.safe_load(raw)) if raw.strip() else None
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {item}: cannot parse value '{raw}'") from err
         node = out
@@ -196,6 +213,7 @@ class TeacherSpec:
     layers: int
     dropout: float
     epsilon: float
+    smooth: str
     lr: float
     weight_decay: float
     epochs: int
@@ -203,10 +221,15 @@ class TeacherSpec:
 
     @classmethod
     def from_dict(cls, t: Mapping[str, Any]) -> TeacherSpec:
+        from framekd.models.spectral import SMOOTH_MODES
+
         _check(t["name"] in TEACHERS,
                f"teacher.name must be one of {', '.join(TEACHERS)}, got {t['name']!r}")
+        _check(t["smooth"] in SMOOTH_MODES,
+               f"teacher.smooth must be one of {', '.join(SMOOTH_MODES)}, got {t['smooth']!r}")
         return cls(name=t["name"], layers=_positive_int(t["layers"], "teacher.layers"),
-                   epsilon=_number(t["epsilon"], "teacher.epsilon"), **_training(t, "teacher"))
+                   epsilon=_number(t["epsilon"], "teacher.epsilon"), smooth=t["smooth"],
+                   **_training(t, "teacher"))
 
 
 @dataclass(frozen=True)

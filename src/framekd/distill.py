@@ -1,4 +1,4 @@
-r"""Training: teachers on hard labels, students by knowledge distillation (SPEC §6).
+r"""Training: teachers on hard labels, students by knowledge distillation (docs/SPEC.md §6).
 
 * :func:`train_teacher` trains a teacher full-batch with cross-entropy on the training nodes
   and returns its log-probabilities on **all** nodes (the soft labels).

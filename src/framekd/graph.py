@@ -1,7 +1,7 @@
 r"""The canonical graph every framekd stage works on.
 
 framekd works on the **symmetrised** graph with self-loops removed and duplicate
-edges merged (SPEC §1). :func:`canonicalize` is the single entry point that checks a
+edges merged (docs/SPEC.md §1). :func:`canonicalize` is the single entry point that checks a
 user's :class:`~torch_geometric.data.Data` and returns that canonical form:
 
 * ``edge_index``: ``int64``, shape ``[2, E]``, sorted, both directions of every
@@ -238,7 +238,7 @@ def canonicalize(data: Data, *, warn: bool = True) -> Data:
             )
 
     # Shallow copy (as PyG transforms do): x and y are shared with the input, not
-    # duplicated; on Coauthor-Physics a deep clone would copy 1.2 GB of features.
+    # duplicated (a deep clone would copy every feature matrix).
     _remember(edge_index, num_nodes, canonical=True)
     out = copy.copy(data)
     out.edge_index = edge_index

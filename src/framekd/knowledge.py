@@ -1,4 +1,4 @@
-r"""Graph knowledge (SPEC §3): what the framelet teacher hands to the student.
+r"""Graph knowledge (docs/SPEC.md §3): what the framelet teacher hands to the student.
 
 For each framelet channel :math:`c` the teacher's structural operator is
 

@@ -1,4 +1,6 @@
-r"""Train/validation/test split protocols (SPEC §9). State the protocol next to every number.
+r"""Train/validation/test split protocols (docs/SPEC.md §9).
+
+State the protocol next to every number.
 
 * ``fgkd`` (the FGKD paper's): with :math:`N_\ell` labelled nodes and :math:`C` classes,
   every class gets :math:`q = \lfloor 0.2\,N_\ell / C \rfloor` training and :math:`q`

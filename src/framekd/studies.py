@@ -1,4 +1,4 @@
-"""Studies of trained teachers and students: SPEC §8's "algebra and geometry" in numbers.
+"""Studies of trained teachers and students: docs/SPEC.md §8's "algebra and geometry" in numbers.
 
 Each study trains (or reuses) runs with :func:`framekd.experiment.run_experiment`, measures
 them with :mod:`framekd.analysis`, draws with :mod:`framekd.plots` and returns
@@ -364,25 +364,24 @@ def analyze_geometry(ctx: StudyContext, name: str, depths: Sequence[int]) -> tup
     from framekd.analysis import curvature_summary
     from framekd.data import load_dataset
     from framekd.errors import ConfigError
-    from framekd.rewire import sdrf, sdrf_preset
+    from framekd.rewire import SDRFSpec, sdrf
+    from framekd.rewire.presets import has_sdrf_preset
 
     ctx.log(f"geometry: {name}")
-    cfg = ctx.config(name, student={"names": ["fmlp-s"]}, rewire={"method": "sdrf"})
-    rw = cfg["rewire"]
-    given = {k: rw[k] for k in ("iterations", "tau", "removal_bound") if rw[k] is not None}
-    try:
-        settings = {**sdrf_preset(name), **given}
-    except ConfigError:
-        settings = given
-    if "iterations" not in settings or "tau" not in settings:
+    # Read the settings with rewiring off first: resolving with rewire.method=sdrf would
+    # already fail on a dataset without a preset, with a message that does not name --set.
+    rw = ctx.config(name, student={"names": ["fmlp-s"]}, rewire={"method": None})["rewire"]
+    if not has_sdrf_preset(name) and (rw["iterations"] is None or rw["tau"] is None):
         raise ConfigError(f"no SDRF preset for '{name}'; pass --set rewire.iterations=N "
                           "--set rewire.tau=T (and optionally rewire.removal_bound=C), or "
                           "--no-geometry")
+    spec = SDRFSpec.from_preset(name, iterations=rw["iterations"], tau=rw["tau"],
+                                removal_bound=rw["removal_bound"], seed=0)
+    settings = {k: v for k, v in spec.to_dict().items() if k != "seed"}
+    cfg = ctx.config(name, student={"names": ["fmlp-s"]}, rewire={"method": "sdrf"})
     data = load_dataset(name)
     before = curvature_summary(data.edge_index, data.num_nodes)
-    ei, rep = sdrf(data.edge_index, data.num_nodes, iterations=int(settings["iterations"]),
-                   tau=float(settings["tau"]), removal_bound=settings.get("removal_bound"),
-                   seed=0)
+    ei, rep = sdrf(data.edge_index, data.num_nodes, **spec.to_dict())
     after = curvature_summary(ei, data.num_nodes)
     plot_curvature_histogram(ctx.out / "curvature.png", before["curvature"], after["curvature"],
                              f"{name}: SDRF {len(rep.added)} added, {len(rep.removed)} removed")

@@ -1,4 +1,5 @@
-"""``framekd analyze``: energies, gates, agreement and geometry of trained models (SPEC §8).
+"""``framekd analyze``: energies, gates, agreement and geometry of trained models
+(docs/SPEC.md §8).
 
 Three parts, each writing PNG plots and a section of ``summary.md`` into ``--out``:
 

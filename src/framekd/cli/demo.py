@@ -24,7 +24,7 @@ DEMO_SETTINGS = [
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the method on a generated homophilic and "
-                       "heterophilic graph (13 s for `make demo` on 2 CPU cores, BENCHMARKS.md)")
+                       "heterophilic graph (its run time: BENCHMARKS.md §0)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per graph (default 2)")
     p.add_argument("--out", type=Path, help="results folder (default: a temporary folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -41,24 +41,27 @@ def register(subparsers) -> None:
 
 
 def _settings(args: argparse.Namespace) -> tuple[dict, str]:
-    from framekd.errors import ConfigError
-    from framekd.rewire import sdrf_preset
+    """SDRF settings ``{iterations, tau, removal_bound, seed}`` and where they came from."""
+    from dataclasses import replace
 
-    given = {"iterations": args.iterations, "tau": args.tau,
-             "removal_bound": args.removal_bound}
-    try:
-        preset = sdrf_preset(Path(str(args.dataset)).name)
+    from framekd.errors import ConfigError
+    from framekd.rewire import SDRFSpec
+    from framekd.rewire.presets import has_sdrf_preset
+
+    name = Path(str(args.dataset)).name
+    if has_sdrf_preset(name):
         source = f"provisional preset for {args.dataset}"
-    except ConfigError:
-        preset, source = {}, "command line"
-    settings = {k: (v if v is not None else preset.get(k)) for k, v in given.items()}
+    else:
+        name, source = None, "command line"
+        missing = [k for k in ("iterations", "tau") if getattr(args, k) is None]
+        if missing:
+            flags = " and ".join(f"--{k}" for k in missing)
+            raise ConfigError(f"no SDRF preset for '{args.dataset}'; give {flags}")
+    spec = SDRFSpec.from_preset(name, iterations=args.iterations, tau=args.tau,
+                                removal_bound=args.removal_bound, seed=args.seed)
     if args.no_removal:
-        settings["removal_bound"] = None
-    missing = [k for k in ("iterations", "tau") if settings[k] is None]
-    if missing:
-        flags = " and ".join(f"--{k}" for k in missing)
-        raise ConfigError(f"no SDRF preset for '{args.dataset}'; give {flags}")
-    return settings, source
+        spec = replace(spec, removal_bound=None)
+    return spec.to_dict(), source
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,12 +76,12 @@ def run(args: argparse.Namespace) -> int:
     n = data.num_nodes
     ei0, curv0 = balanced_forman_curvature(data.edge_index, n)
     gap0 = spectral_gap(ei0, n)
-    ei1, report = sdrf(ei0, n, seed=args.seed, **settings)
+    ei1, report = sdrf(ei0, n, **settings)
     gap1 = spectral_gap(ei1, n)
 
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"dataset": str(args.dataset), "num_nodes": n, **settings, "seed": args.seed}
+    meta = {"dataset": str(args.dataset), "num_nodes": n, **settings}
     save_tensors(out / "edge_index.safetensors",
                  {"edge_index": ei1, "curvature": report.curvature}, meta)
     if data.x is not None and data.y is not None:

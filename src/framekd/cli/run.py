@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from framekd.config import KNOWLEDGE_MODES, PROTOCOLS, TEACHERS
+
     p = sub.add_parser(
         "run",
         help="train a teacher and distil students on one dataset over several seeds",
@@ -16,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True,
                    help="dataset name (see `framekd datasets`), csbm:... spec or graph folder")
-    p.add_argument("--teacher", choices=("spatial", "simplified", "gcn", "sage", "gat"))
+    p.add_argument("--teacher", choices=tuple(TEACHERS))
     p.add_argument("--students", help="comma-separated: mlp,fmlp-s,fmlp-o")
-    p.add_argument("--protocol", choices=("fgkd", "geom", "public", "cpf"))
+    p.add_argument("--protocol", choices=PROTOCOLS)
     p.add_argument("--seeds", type=int, help="number of seeds / splits (default 10)")
-    p.add_argument("--knowledge", choices=("auto", "sketch", "rows", "features"),
+    p.add_argument("--knowledge", choices=KNOWLEDGE_MODES,
                    help="graph knowledge handed to the students (default auto: features "
                    "when they take at most 1 GiB, else sketch)")
     p.add_argument("--rewire", choices=("none", "sdrf"), help="graph surgery before training")

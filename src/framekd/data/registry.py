@@ -1,8 +1,9 @@
 """The registry of named datasets: where their raw files live and which protocols apply.
 
 Every named dataset is described by a :class:`DatasetInfo`. The raw layout is the one
-PyG's dataset classes expect (see ``shared/data/README.md``), so PyG finds every raw
-file and never calls ``download()``.
+PyG's dataset classes expect (the "Data" section of ``README.md`` shows it; the data
+folder's own README lists sources, licences and checksums), so PyG finds every raw file
+and never calls ``download()``.
 """
 
 from __future__ import annotations

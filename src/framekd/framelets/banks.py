@@ -118,7 +118,7 @@ def filter_bank(name: str, alpha: float | None = None) -> list[Filter]:
     r"""The tight filter bank ``[g_0 (low pass), g_1, ..., g_R]`` called ``name``.
 
     Each filter maps a NumPy array of frequencies :math:`\xi \in [0, \pi]` to its values.
-    Banks (SPEC §2): ``haar`` (R = 1), ``linear`` (R = 2), ``quadratic`` (R = 3),
+    Banks (docs/SPEC.md §2): ``haar`` (R = 1), ``linear`` (R = 2), ``quadratic`` (R = 3),
     ``sigmoid`` (R = 1, steepness ``alpha``, default 20) and ``entropy`` (R = 2,
     ``0 < alpha <= 1``, default 0.5). Tightness :math:`\sum_r g_r^2 = 1` is checked on a
     grid before the bank is returned.

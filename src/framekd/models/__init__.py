@@ -15,6 +15,7 @@ from framekd.models.registry import (
     teacher_from_config,
 )
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
+from framekd.models.spectral import SpectralFramelet, SpectralFrameletConv
 from framekd.models.students import FMLPO, FMLPS, MLP, StudentOutput
 from framekd.models.teachers import (
     GAT,
@@ -38,6 +39,8 @@ __all__ = [
     "GraphSAGE",
     "SimplifiedFramelet",
     "SparseInput",
+    "SpectralFramelet",
+    "SpectralFrameletConv",
     "SpatialFramelet",
     "SpatialFrameletConv",
     "StudentOutput",

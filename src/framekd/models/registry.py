@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from framekd.errors import ConfigError
+from framekd.models.spectral import SpectralFramelet
 from framekd.models.students import FMLPO, FMLPS, MLP
 from framekd.models.teachers import GAT, GCN, GraphSAGE, SimplifiedFramelet, SpatialFramelet
 
@@ -24,13 +25,14 @@ if TYPE_CHECKING:
 TEACHERS: dict[str, type[nn.Module]] = {
     "spatial": SpatialFramelet,
     "simplified": SimplifiedFramelet,
+    "spectral": SpectralFramelet,
     "gcn": GCN,
     "sage": GraphSAGE,
     "gat": GAT,
 }
 STUDENTS: dict[str, type[nn.Module]] = {"mlp": MLP, "fmlp-s": FMLPS, "fmlp-o": FMLPO}
 #: Teachers built on the framelet operator (they take framelet settings and ε).
-FRAMELET_TEACHERS = ("spatial", "simplified")
+FRAMELET_TEACHERS = ("spatial", "simplified", "spectral")
 #: Teachers without a hidden layer.
 NO_HIDDEN = ("simplified",)
 #: Result rows: ``glnn`` is the MLP distilled from the teacher, ``mlp`` the same MLP
@@ -40,6 +42,7 @@ ROW_ORDER: tuple[str, ...] = (*TEACHERS, "mlp", DISTILLED_MLP, "fmlp-s", "fmlp-o
 ALIASES = {
     "graphsage": "sage",
     "spatufg": "spatial",
+    "ufg": "spectral",
     "simplified_ufg": "simplified",
     "fmlps": "fmlp-s",
     "fmlpo": "fmlp-o",
@@ -119,6 +122,8 @@ def teacher_from_config(
     kw: dict[str, Any] = {"num_layers": t.layers, "dropout": t.dropout}
     if key not in NO_HIDDEN:
         kw["hidden_channels"] = t.hidden
+    if key == "spectral":
+        kw["smooth"] = t.smooth
     if key in FRAMELET_TEACHERS:
         if operator is not None:
             kw["operator"] = operator

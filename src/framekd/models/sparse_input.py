@@ -21,7 +21,7 @@ class SparseInput:
 
     The first layer's product :math:`X\Theta` costs :math:`N\,d_{in}\,d_{out}` operations
     dense and :math:`\mathrm{nnz}(X)\,d_{out}` sparse. Bag-of-words features are mostly zeros
-    (Coauthor Physics holds 0.39 % non-zeros, CS 0.88 %; Amazon Photo 35 %, Cora 1.3 %), so a
+    (the densities of the shipped datasets are in BENCHMARKS.md §4.1), so a
     model keeps a sparse copy of its input next to its weights (a teacher, bound to one graph,
     converts its features once; a student's trainer cuts mini-batches from one copy of all
     features with :meth:`rows`).
@@ -63,7 +63,7 @@ class SparseInput:
 
         When ``x`` qualifies, the rows are cut from the (cached) CSR copy of the whole ``x``
         (:func:`csr_rows`): a batch never gathers its dense rows and converts them again,
-        which on Coauthor Physics cost 150x the batch's product itself.
+        which costs far more than the batch's product itself (BENCHMARKS.md §4.1).
         """
         full = self(x)
         return csr_rows(full, index) if full.layout == torch.sparse_csr else x[index]

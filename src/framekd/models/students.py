@@ -42,6 +42,12 @@ class _Student(nn.Module):
         super().__init__()
         self._sparse_input = SparseInput(sparse_input)
 
+    def reset_parameters(self) -> None:
+        """Re-draw every linear layer's weights (PyTorch's default initialisation)."""
+        for mod in self.modules():
+            if isinstance(mod, nn.Linear):
+                mod.reset_parameters()
+
     def input_rows(self, x: Tensor, index: Tensor) -> Tensor:
         """The features of nodes ``index`` as ``forward`` takes them (a CSR batch cut from a
         sparse copy of ``x`` made once, when ``x`` is mostly zeros); the trainers in
@@ -74,10 +80,6 @@ class MLP(_Student):
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.dropout = float(dropout)
-
-    def reset_parameters(self) -> None:
-        for lin in self.lins:
-            lin.reset_parameters()
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         h = self._sparse_input(x)
@@ -157,11 +159,6 @@ class FMLPS(_Student):
         self.feature_encoder = nn.Linear(in_channels, hidden_channels)
         self.feature_classifier = nn.Linear(hidden_channels, out_channels)
 
-    def reset_parameters(self) -> None:
-        for mod in self.modules():
-            if isinstance(mod, nn.Linear):
-                mod.reset_parameters()
-
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         _check_knowledge(knowledge, x, self.knowledge_channels, None, self.knowledge_width, "FMLPS")
         z = knowledge[:, -1]
@@ -234,11 +231,6 @@ class FMLPO(_Student):
         )
         self.feature_encoder = nn.Linear(in_channels, hidden_channels)
         self.feature_classifier = nn.Linear(hidden_channels, out_channels)
-
-    def reset_parameters(self) -> None:
-        for mod in self.modules():
-            if isinstance(mod, nn.Linear):
-                mod.reset_parameters()
 
     def _encode(self, c: int, z: Tensor) -> Tensor:
         return F.dropout(F.relu(self.encoders[c](z)), p=self.dropout, training=self.training)

@@ -1,0 +1,149 @@
+r"""A framelet teacher that contains an MLP: learnable band weights in the framelet domain
+(docs/SPEC.md §4, "under heterophily").
+
+The paper's spatial framelet network (:class:`~framekd.models.SpatialFramelet`) smooths every
+band with :math:`\hat A_c` and has no identity path, so it cannot fall back to ignoring the
+graph. :class:`SpectralFramelet` filters each framelet channel with a learnable gain instead,
+in the spirit of UFGConv (Zheng et al., ICML 2021):
+
+.. math::
+    H' = \sum_{c \in \mathcal C} W_c^\top \big(\theta_c \odot S_c W_c H \Theta\big) + b,
+    \qquad \theta_c = 1 + \delta_c \in \mathbb R^{d_{out}},
+
+with one weight :math:`\Theta` shared by the channels, a gain per channel and output unit,
+and :math:`S_c = \hat A_c` on the smoothed channels (``smooth``), :math:`I` elsewhere. The
+gains start at the identity (:math:`\delta_c = 0`); with them there and no smoothing, tightness
+:math:`\sum_c W_c^\top W_c = I` gives :math:`H' = H\Theta + b`: the network *is* an MLP with the
+same weights, and training moves each band's gain away from 1 only where that helps. Weight
+decay acts on :math:`\delta_c`, so it pulls towards the MLP rather than towards a zero filter.
+With one layer the model is linear (the simplified counterpart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from framekd.errors import ConfigError
+from framekd.framelets import FrameletOperator, FrameletSpec
+from framekd.framelets.transform import Transform
+from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
+from framekd.models.teachers import _FrameletTeacher
+
+#: Which channels :class:`SpectralFramelet` smooths with :math:`\hat A_c`.
+SMOOTH_MODES = ("none", "low", "all")
+
+
+class SpectralFrameletConv(nn.Module):
+    r"""One band-weighted framelet layer:
+    :math:`H' = \sum_c W_c (\theta_c \odot S_c W_c H\Theta) + b`, :math:`\theta_c = 1 + \delta_c`.
+
+    Args:
+        in_channels: :math:`d_{in}`.
+        out_channels: :math:`d_{out}`.
+        num_channels: number of framelet channels C.
+        smooth: ``"none"``, ``"low"`` (:math:`\hat A_0` on the low pass) or ``"all"``.
+
+    Shapes:
+        ``h`` ``[N, d_in]`` (dense or sparse CSR) → ``[N, d_out]``.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, num_channels: int, smooth: str = "none"
+    ) -> None:
+        super().__init__()
+        if smooth not in SMOOTH_MODES:
+            raise ConfigError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {smooth!r}")
+        self.smooth = smooth
+        self.lin = nn.Linear(in_channels, out_channels)
+        #: δ_c: the band gains are 1 + δ_c.
+        self.band = nn.Parameter(torch.zeros(num_channels, 1, out_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+        nn.init.zeros_(self.band)
+
+    @property
+    def gains(self) -> Tensor:
+        r"""The band gains :math:`\theta_c = 1 + \delta_c`, ``[C, d_out]``."""
+        return 1.0 + self.band.detach()[:, 0]
+
+    def forward(self, h: Tensor, operator: FrameletOperator) -> Tensor:
+        t = operator.transform
+        z = t.apply(F.linear(h, self.lin.weight))  # W_c H Θ, sharing the low-pass chain
+        if self.smooth == "all":
+            z = operator.propagate(z)
+        elif self.smooth == "low":
+            z = torch.cat([operator.propagate(z)[:1], z[1:]])
+        return t.reconstruct((1.0 + self.band) * z) + self.lin.bias
+
+    def extra_repr(self) -> str:
+        return f"channels={self.band.size(0)}, smooth={self.smooth!r}"
+
+
+class SpectralFramelet(_FrameletTeacher):
+    r"""A framelet network with learnable band weights that contains an MLP (see the module
+    docstring for the maths).
+
+    ``num_layers`` :class:`SpectralFrameletConv` layers with ReLU and dropout between them,
+    exactly where :class:`~framekd.models.MLP` has them: with the gains at the identity and
+    ``smooth="none"`` the output equals that MLP's with the same linear weights.
+
+    Args:
+        in_channels, hidden_channels, out_channels: layer widths.
+        num_layers: number of layers (>= 1; 1 is a linear model).
+        dropout: dropout probability between layers.
+        smooth: channels smoothed by :math:`\hat A_c` (``"none"``, ``"low"``, ``"all"``).
+        epsilon: energy perturbation ε of :math:`\hat A_c` (only used when smoothing).
+        framelet, operator, transform, sparse_input, framelet_options: as in
+            :class:`~framekd.models.SpatialFramelet`.
+
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        *,
+        num_layers: int = 2,
+        dropout: float = 0.5,
+        smooth: str = "none",
+        epsilon: float = 0.0,
+        framelet: FrameletSpec | Mapping[str, Any] | None = None,
+        operator: FrameletOperator | None = None,
+        transform: Transform | None = None,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
+        **framelet_options: Any,
+    ) -> None:
+        super().__init__(epsilon=epsilon, framelet=framelet, operator=operator,
+                         transform=transform, framelet_options=framelet_options)
+        if num_layers < 1:
+            raise ConfigError(f"SpectralFramelet needs num_layers >= 1, got {num_layers}")
+        self.dropout = float(dropout)
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        self.convs = nn.ModuleList(
+            SpectralFrameletConv(a, b, num_channels=self.num_channels, smooth=smooth)
+            for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
+        self._sparse_input = SparseInput(sparse_input)
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        operator = self.operator(x, edge_index)
+        h = self._sparse_input(x)
+        for i, conv in enumerate(self.convs):
+            if i > 0:
+                h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
+            h = conv(h, operator)
+        return h

@@ -1,0 +1,54 @@
+"""The spectral framelet teacher: it contains an MLP and can weight each band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from framekd.errors import ConfigError
+from framekd.models import MLP, SpectralFramelet, build_teacher
+from helpers import dense_gcn_adjacency, haar_framelet_operators, random_graph
+
+
+@pytest.mark.parametrize("filters,levels", [("haar", 1), ("linear", 2), ("quadratic", 1)])
+def test_band_weights_at_identity_give_the_mlp_with_the_same_weights(filters, levels):
+    ei, n = random_graph(0, sizes=(30, 20), isolated=2)
+    x = torch.randn(n, 7, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    teacher = SpectralFramelet(7, 16, 4, num_layers=3, dropout=0.3, filters=filters,
+                               levels=levels, order=24).eval()
+    mlp = MLP(7, 16, 4, num_layers=3, dropout=0.3).eval()
+    for lin, conv in zip(mlp.lins, teacher.convs, strict=True):
+        lin.load_state_dict(conv.lin.state_dict())
+    torch.testing.assert_close(teacher(x, ei), mlp(x).logits, rtol=0, atol=1e-5)
+
+
+def test_band_gains_filter_each_channel_like_the_dense_definition():
+    ei, n = random_graph(2)
+    x = torch.randn(n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    model = SpectralFramelet(3, 8, 2, num_layers=1, method="exact", smooth="low",
+                             epsilon=0.2).double().eval()
+    with torch.no_grad():
+        model.convs[0].band.copy_(torch.tensor([[[0.5, -0.3]], [[1.0, 2.0]]]))
+    w = haar_framelet_operators(ei, n)
+    a_hat, d_inv = dense_gcn_adjacency(ei, n)
+    lin = model.convs[0].lin
+    z = (x @ lin.weight.T).detach().numpy()
+    theta = 1.0 + model.convs[0].band.detach().numpy()[:, 0]
+    low = w[0] @ (theta[0] * ((a_hat - 0.2 * d_inv) @ (w[0] @ z)))
+    high = w[1] @ (theta[1] * (w[1] @ z))
+    np.testing.assert_allclose(model(x, ei).detach().numpy(),
+                               low + high + lin.bias.detach().numpy(), atol=1e-10)
+
+
+def test_spectral_teacher_trains_its_band_gains_and_is_registered():
+    ei, n = random_graph(4)
+    x = torch.randn(n, 5)
+    model = build_teacher("spectral", 5, 3, hidden_channels=8, smooth="all")
+    model(x, ei).sum().backward()
+    assert all(conv.band.grad is not None and conv.band.grad.abs().sum() > 0
+               for conv in model.convs)
+    assert model.convs[0].gains.shape == (model.num_channels, 8)
+    with pytest.raises(ConfigError, match="smooth"):
+        build_teacher("spectral", 5, 3, smooth="some")

@@ -1,0 +1,195 @@
+"""`framekd tune` (Optuna) on a tiny CSBM graph: study on disk, resume, preset, test labels
+never read, failed trials, the search-space declaration."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.distributions import CategoricalDistribution
+
+import framekd.tune.trials as tune_trials
+from framekd.cli import main
+from framekd.config import DEFAULTS, resolve
+from framekd.tune import SEARCH_SPACE, best_trial, objective, open_study, search_space, tune
+from framekd.tune.space import Param, get
+
+SPEC = "csbm:n=120,c=3,d=6,h=0.3,f=8,seed=0"
+FAST = ["--folds", "2", "--epochs", "5", "--quiet"]
+
+
+def _trial_states(db) -> list[str]:
+    with sqlite3.connect(db) as con:
+        return [row[0] for row in con.execute("SELECT state FROM trials ORDER BY number")]
+
+
+def test_tune_cli_creates_resumes_and_writes_a_preset_run_accepts(tmp_path, capsys):
+    study = tmp_path / "study"
+    argv = ["tune", "--dataset", SPEC, "--students", "fmlp-s", "--trials", "3",
+            "--study", str(study), *FAST]
+    assert main(argv) == 0
+    db = study / "study.db"
+    assert db.is_file()
+    assert len(_trial_states(db)) == 3
+    first = optuna.load_study(study_name=f"framekd-{SPEC}-spatial-fmlp-s",
+                              storage=f"sqlite:///{db}")
+    first_params = [t.params for t in first.trials]
+
+    assert main(argv) == 0  # resume: three more trials in the same study
+    assert len(_trial_states(db)) == 6
+    again = optuna.load_study(study_name=f"framekd-{SPEC}-spatial-fmlp-s",
+                              storage=f"sqlite:///{db}")
+    assert [t.params for t in again.trials[:3]] == first_params
+    assert all(t.params not in first_params for t in again.trials[3:])  # not redrawn
+    out = capsys.readouterr().out
+    assert "best trial" in out and "preset written to" in out
+
+    preset = study / "best.yaml"
+    text = preset.read_text()
+    head = text.splitlines()[:12]
+    assert head[0].startswith("# framekd tune preset")
+    for word in ("# dataset:", "# protocol:", "# objective:", "# best value:", "# trials:",
+                 "# date:", "# code:", "# command: framekd tune"):
+        assert any(line.startswith(word) for line in head), word
+    assert "validation accuracy" in text
+    settings = yaml.safe_load(text)
+    assert settings["teacher"]["name"] == "spatial"
+    assert settings["student"]["names"] == ["fmlp-s"]
+    assert "epochs" not in settings["teacher"]  # the tuning cap is not part of the preset
+    best = max((t for t in again.trials if t.value is not None), key=lambda t: t.value)
+    for key, value in best.params.items():
+        assert get(settings, key) == value
+    resolve(SPEC, config_file=preset)  # a valid configuration
+
+    run_argv = ["run", "--dataset", SPEC, "--config", str(preset), "--seeds", "1",
+                "--set", "teacher.epochs=3", "--set", "student.epochs=3",
+                "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(run_argv) == 0
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def _study_values(data, splits, monkeypatch, spy=None):
+    monkeypatch.setattr(tune_trials, "make_split",
+                        lambda graph, protocol, seed: splits[seed])
+    obj = objective(SPEC, data=data, students=["mlp"], folds=2, epochs=5)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(obj, n_trials=3)
+    return [(t.state, t.value, t.params, t.user_attrs) for t in study.trials]
+
+
+def test_objective_never_reads_test_labels(monkeypatch):
+    from framekd import distill
+    from framekd.data import load_dataset
+    from framekd.splits import make_split
+
+    clean = load_dataset(SPEC)
+    splits = [make_split(clean, "fgkd", seed=i) for i in range(2)]
+    seen: list[torch.Tensor] = []
+    real_train = distill.train_teacher
+
+    def spy(model, data, split, **kw):
+        seen.append(data.y[split.test])
+        return real_train(model, data, split, **kw)
+
+    monkeypatch.setattr(distill, "train_teacher", spy)
+    before = _study_values(clean, splits, monkeypatch)
+    assert seen and all(bool((y == -1).all()) for y in seen)  # test labels hidden
+
+    # Poison the nodes that are test nodes in every fold (a test node of one fold may train
+    # another one): each gets a random label different from its own.
+    test = torch.ones(clean.num_nodes, dtype=torch.bool)
+    for split in splits:
+        mask = torch.zeros(clean.num_nodes, dtype=torch.bool)
+        mask[split.test] = True
+        test &= mask
+    assert int(test.sum()) >= 20
+    poisoned = clean.clone()
+    c = int(clean.y.max()) + 1
+    shift = torch.randint(1, c, (int(test.sum()),), generator=torch.Generator().manual_seed(1))
+    poisoned.y[test] = (clean.y[test] + shift) % c
+    assert int((poisoned.y != clean.y).sum()) == int(test.sum())
+    after = _study_values(poisoned, splits, monkeypatch)
+
+    assert [s for s, *_ in before] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert all(v > 0 for _, v, _, _ in before)  # test accuracy (hidden labels) would be 0
+    assert before == after  # same trials, same values, same per-fold scores
+
+
+def test_bad_setting_is_a_failed_trial_not_a_crash(tmp_path, capsys):
+    study = tmp_path / "bad"
+    # An infinite learning rate passes the configuration check but diverges in training.
+    argv = ["tune", "--dataset", SPEC, "--trials", "2", "--study", str(study),
+            "--set", "teacher.lr=.inf", "--folds", "2", "--epochs", "5"]
+    assert main(argv) == 1  # no trial completed: nothing to write, but no crash
+    cap = capsys.readouterr()
+    assert cap.out.count("failed: teacher spatial training loss is nan") == 2
+    assert "no trial has completed" in cap.err and "Traceback" not in cap.err
+    assert _trial_states(study / "study.db") == ["FAIL", "FAIL"]
+    assert not (study / "best.yaml").exists()
+
+    # A sampled setting that fails (hidden width 0) fails that trial; the study goes on.
+    space = [Param("teacher.hidden", CategoricalDistribution((8, 0)), "teacher"),
+             Param("teacher.dropout", CategoricalDistribution((0.0, 0.5)), "teacher")]
+    kw = {"teacher": "gcn", "folds": 1, "epochs": 3, "space": space}
+    queued = open_study(tune_trials.make_setup(SPEC, **kw), tmp_path / "mixed")
+    for hidden in (0, 8, 0):
+        queued.enqueue_trial({"teacher.hidden": hidden, "teacher.dropout": 0.0})
+    st = tune(SPEC, trials=3, study=tmp_path / "mixed", **kw)
+    assert [t.state.name for t in st.trials] == ["FAIL", "COMPLETE", "FAIL"]
+    assert "teacher.hidden must be a positive integer" in st.trials[0].user_attrs["fail_reason"]
+    assert math.isfinite(st.trials[1].value) and best_trial(st).number == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--trials", "0"], "--trials must be >= 1"),
+    (["--trials", "2", "--teacher", "nosuch"], "unknown teacher 'nosuch'"),
+    (["--trials", "2", "--students", "nosuch"], "unknown student 'nosuch'"),
+    (["--trials", "2", "--folds", "0"], "--folds must be >= 1"),
+    (["--trials", "2", "--protocol", "geom"], "protocol 'geom'"),
+    (["--trials", "2", "--study", "nosuchdriver://x/y"], "cannot open study storage"),
+])
+def test_bad_cli_values_exit_2_with_one_line(argv, message, capsys):
+    assert main(["tune", "--dataset", SPEC, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("framekd tune: error:") and message in err
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
+    argv = ["tune", "--dataset", SPEC, "--trials", "1", "--study", str(tmp_path), *FAST]
+    assert main([*argv, "--set", "teacher.hidden=8"]) == 0
+    assert main([*argv, "--set", "teacher.hidden=16"]) == 2
+    assert "made with other settings" in capsys.readouterr().err
+
+
+def test_search_space_declaration():
+    from framekd.models import registry
+
+    keys = [p.key for p in SEARCH_SPACE]
+    assert len(keys) == len(set(keys))
+    for p in SEARCH_SPACE:
+        section, name = p.key.split(".")
+        assert name in DEFAULTS[section], p.key  # a configuration key `resolve` accepts
+        if p.only_if is not None:
+            assert keys.index(p.only_if[0]) < keys.index(p.key)  # drawn before it
+    assert "knowledge.mode" in keys
+    mode = next(p for p in SEARCH_SPACE if p.key == "knowledge.mode")
+    assert "rows" not in mode.distribution.choices  # N² memory: never searched
+    for name in registry.TEACHERS:
+        chosen = {p.key for p in search_space(name)}
+        assert {"teacher.lr", "teacher.weight_decay", "teacher.dropout",
+                "teacher.layers"} <= chosen
+        assert ("framelet.filters" in chosen) == (name in registry.FRAMELET_TEACHERS)
+        assert ("teacher.hidden" in chosen) == (name not in registry.NO_HIDDEN)
+        assert not any(k.startswith(("student.", "knowledge.", "rewire.")) for k in chosen)
+    joint = {p.key for p in search_space("gcn", ["fmlp-o"], sdrf=True,
+                                         fixed=["student.lam"])}
+    assert {"framelet.filters", "knowledge.mode", "student.temperature",
+            "rewire.iterations", "rewire.tau", "rewire.removal_bound"} <= joint
+    assert "student.lam" not in joint  # fixed by the user: not searched
+    assert not any(k.startswith("knowledge.") for k in
+                   (p.key for p in search_space("gcn", ["mlp"])))
