@@ -20,7 +20,7 @@ from framekd import __version__
 from framekd.errors import FramekdError, FramekdWarning
 
 # Sub-command modules, in the order `framekd --help` lists them.
-COMMANDS = ("demo", "run", "datasets", "rewire", "bench", "analyze")
+COMMANDS = ("demo", "run", "datasets", "rewire", "bench", "analyze", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,187 @@
+"""The search spaces of ``framekd tune``, declared in one place.
+
+Every searched setting is a :class:`Param`: the dotted configuration key it sets (also its
+Optuna parameter name, so a trial's ``params`` read as ``--set`` overrides), its Optuna
+distribution, and the group that decides when it is searched:
+
+* ``teacher``: always (``teacher.hidden`` only for teachers with a hidden layer);
+* ``framelet``: ε and the framelet bank, when the teacher is a framelet teacher
+  (:data:`framekd.models.registry.FRAMELET_TEACHERS`) or a listed student reads the graph
+  knowledge (both are computed with the framelet operator);
+* ``knowledge``: knowledge mode and sketch width, when a listed student reads the knowledge
+  (not for ``mlp`` alone); ``rows`` is never searched (N² memory);
+* ``student``: the distillation settings, when students are tuned;
+* ``sdrf``: the SDRF settings, with ``--rewire sdrf``.
+
+A setting the user fixes (``--set`` / ``--config``) is never searched. The knowledge
+powers are ``teacher.layers`` (one power per teacher layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+GROUPS = ("teacher", "framelet", "knowledge", "student", "sdrf")
+HIDDEN = (32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting.
+
+    Attributes:
+        key: dotted configuration key (``section.name``), also the Optuna parameter name.
+        distribution: the Optuna distribution it is drawn from.
+        group: one of :data:`GROUPS` (see the module docstring).
+        only_if: ``(key, value)``: drawn only when that setting (drawn earlier in
+            :data:`SEARCH_SPACE` or fixed) equals ``value``.
+    """
+
+    key: str
+    distribution: BaseDistribution
+    group: str
+    only_if: tuple[str, Any] | None = None
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.key.split("."))
+
+
+def _log(low: float, high: float) -> FloatDistribution:
+    return FloatDistribution(low, high, log=True)
+
+
+def _choice(*values: Any) -> CategoricalDistribution:
+    return CategoricalDistribution(values)
+
+
+#: Every searchable setting, in the order a trial draws them.
+SEARCH_SPACE: tuple[Param, ...] = (
+    # teacher
+    Param("teacher.lr", _log(1e-3, 5e-2), "teacher"),
+    Param("teacher.weight_decay", _log(1e-6, 1e-2), "teacher"),
+    Param("teacher.hidden", _choice(*HIDDEN), "teacher"),
+    Param("teacher.dropout", FloatDistribution(0.0, 0.8), "teacher"),
+    Param("teacher.layers", IntDistribution(1, 4), "teacher"),
+    # framelet operator (framelet teachers, and the students' knowledge)
+    Param("teacher.epsilon", FloatDistribution(-0.5, 0.5), "framelet"),
+    Param("framelet.filters", _choice("haar", "linear", "quadratic"), "framelet"),
+    Param("framelet.levels", IntDistribution(1, 3), "framelet"),
+    Param("framelet.order", _choice(4, 8, 12, 16), "framelet"),
+    # knowledge handed to the students
+    Param("knowledge.mode", _choice("features", "sketch"), "knowledge"),
+    Param("knowledge.sketch_dim", _choice(64, 128, 256, 512), "knowledge",
+          only_if=("knowledge.mode", "sketch")),
+    # students
+    Param("student.lam", FloatDistribution(0.0, 1.0), "student"),
+    Param("student.temperature", _log(0.5, 4.0), "student"),
+    Param("student.hidden", _choice(*HIDDEN), "student"),
+    Param("student.dropout", FloatDistribution(0.0, 0.8), "student"),
+    Param("student.lr", _log(1e-3, 5e-2), "student"),
+    # SDRF (--rewire sdrf); C+ = removal_bound
+    Param("rewire.iterations", IntDistribution(10, 2500, log=True), "sdrf"),
+    Param("rewire.tau", _log(1.0, 500.0), "sdrf"),
+    Param("rewire.removal_bound", _log(0.1, 20.0), "sdrf"),
+)
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"teacher": {"lr": 0.1}}`` → ``{"teacher.lr": 0.1}``."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"teacher.lr": 0.1}`` → ``{"teacher": {"lr": 0.1}}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+def get(cfg: Mapping[str, Any], key: str) -> Any:
+    """The value of dotted ``key`` in the nested ``cfg`` (``None`` when absent)."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def put(cfg: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in the nested ``cfg`` in place."""
+    *parents, last = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def uses_knowledge(students: Iterable[str]) -> bool:
+    """Whether any of ``students`` reads the graph knowledge (every student but ``mlp``)."""
+    return any(s != "mlp" for s in students)
+
+
+def search_space(
+    teacher: str, students: Iterable[str] = (), *, sdrf: bool = False,
+    fixed: Iterable[str] = (), space: Iterable[Param] = SEARCH_SPACE,
+) -> list[Param]:
+    """The parameters searched when tuning ``teacher`` (and ``students``), in draw order.
+
+    ``fixed`` holds the dotted keys the user fixed; they are left out. Teacher kinds come
+    from :mod:`framekd.models.registry` when called, so a teacher added there is covered.
+    """
+    from framekd.models import registry
+
+    students = tuple(students)
+    knowledge = uses_knowledge(students)
+    active = {
+        "teacher": True,
+        "framelet": teacher in registry.FRAMELET_TEACHERS or knowledge,
+        "knowledge": knowledge,
+        "student": bool(students),
+        "sdrf": sdrf,
+    }
+    fixed = set(fixed)
+    out = []
+    for p in space:
+        if p.group not in active:
+            raise ValueError(f"search parameter {p.key}: unknown group {p.group!r}")
+        if not active[p.group] or p.key in fixed:
+            continue
+        if p.key == "teacher.hidden" and teacher in getattr(registry, "NO_HIDDEN", ()):
+            continue
+        out.append(p)
+    return out
+
+
+def suggest(trial: Any, param: Param) -> Any:
+    """Draw ``param`` in ``trial`` (an :class:`optuna.Trial`) with the public suggest API."""
+    d = param.distribution
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(param.key, d.low, d.high, log=d.log, step=d.step)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(param.key, d.low, d.high, log=d.log, step=d.step)
+    if isinstance(d, CategoricalDistribution):
+        return trial.suggest_categorical(param.key, d.choices)
+    raise TypeError(f"search parameter {param.key}: unsupported distribution {d!r}")

@@ -1,0 +1,285 @@
+"""Studies of ``framekd tune``: storage, sampler and pruner, trial summaries, the preset.
+
+A study lives in an Optuna storage: ``--study DIR`` is the SQLite file ``DIR/study.db``;
+anything containing ``://`` is an Optuna storage URL (``sqlite:///...``,
+``postgresql://...``). ``create_study(load_if_exists=True)`` makes a re-run continue the
+study and lets several processes share it. The sampler is TPE seeded with ``seed`` plus the
+number of trials the study already holds (a fresh study with the same seed repeats its
+trials; a resumed one does not redraw its first ones); the pruner is the median pruner on
+the running mean after each fold.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import re
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from framekd.errors import ConfigError
+from framekd.tune.space import flatten, nest
+from framekd.tune.trials import TuneSetup
+
+STUDY_FILE = "study.db"
+PRESET_FILE = "best.yaml"
+#: Seconds a process waits for another one's SQLite write lock.
+SQLITE_TIMEOUT = 60
+
+
+def is_url(study: str | Path) -> bool:
+    return "://" in str(study)
+
+
+def storage_url(study: str | Path) -> str:
+    """The Optuna storage URL of ``--study`` (a folder becomes ``sqlite:///DIR/study.db``)."""
+    if is_url(study):
+        return str(study)
+    return f"sqlite:///{(Path(study).expanduser().resolve() / STUDY_FILE).as_posix()}"
+
+
+def _storage(study: str | Path | None) -> Any:
+    if study is None:
+        return optuna.storages.InMemoryStorage()
+    url = storage_url(study)
+    if not is_url(study):
+        try:
+            Path(study).expanduser().mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot create study folder {study}: {err.strerror}") from err
+    kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as err:  # bad URL, missing driver, unreachable server, locked file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot open study storage {url}: {first}") from err
+
+
+def default_study_name(setup: TuneSetup) -> str:
+    """``framekd-<dataset>-<teacher>[-<student>...]``."""
+    parts = ["framekd", str(setup.dataset), setup.teacher, *setup.students]
+    return "-".join(parts)
+
+
+def safe_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "study"
+
+
+def open_study(
+    setup: TuneSetup, study: str | Path | None = None, *, study_name: str | None = None,
+    seed: int = 0, prune_startup: int = 5,
+) -> optuna.Study:
+    """Create or load the study of ``setup`` (``study``: folder, storage URL, or ``None``
+    for memory); raise :class:`ConfigError` when an existing study tunes something else."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    storage = _storage(study)
+    name = study_name or default_study_name(setup)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=prune_startup, n_warmup_steps=0)
+    try:
+        first = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                    load_if_exists=True, pruner=pruner)
+    except Exception as err:
+        raise ConfigError(f"cannot open study {name!r}: {err}") from err
+    if first.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ConfigError(f"study {name!r} exists and is not maximised; use another "
+                          "--study-name")
+    _check_identity(first, setup, name)
+    known = len(first.get_trials(deepcopy=False))
+    sampler = optuna.samplers.TPESampler(seed=seed + known, constant_liar=True)
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+
+
+def _check_identity(study: optuna.Study, setup: TuneSetup, name: str) -> None:
+    attrs = study.user_attrs
+    want = setup.identity()
+    if not any(key in attrs for key in want):
+        if study.get_trials(deepcopy=False):
+            raise ConfigError(f"study {name!r} holds trials not made by framekd tune; use "
+                              "another --study-name")
+        for key, value in want.items():
+            study.set_user_attr(key, value)
+        study.set_user_attr("framekd.objective", setup.description)
+        return
+    diff = [f"{key.removeprefix('framekd.')}={attrs.get(key)!r} (now {value!r})"
+            for key, value in want.items() if attrs.get(key) != value]
+    if diff:
+        raise ConfigError(f"study {name!r} was made with other settings: {'; '.join(diff)}; "
+                          "repeat them to resume it, or use another --study / --study-name")
+
+
+# ---------------------------------------------------------------------------- reporting
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state: complete, pruned, failed, running."""
+    out = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+             TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+             TrialState.WAITING: "running"}
+    for t in study.get_trials(deepcopy=False):
+        out[names[t.state]] += 1
+    return out
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return max(done, key=lambda t: (t.value, -t.number)) if done else None
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def trial_line(trial: FrozenTrial, best: FrozenTrial | None = None) -> str:
+    """One line about a finished trial: its value, or why it was pruned or failed."""
+    secs = ""
+    if trial.datetime_start and trial.datetime_complete:
+        secs = f" [{(trial.datetime_complete - trial.datetime_start).total_seconds():.1f} s]"
+    head = f"trial {trial.number}"
+    if trial.state == TrialState.COMPLETE:
+        mark = " (best so far)" if best is not None and best.number == trial.number else ""
+        return f"{head}: {trial.value:.4f}{mark}{secs} {format_params(trial.params)}"
+    if trial.state == TrialState.PRUNED:
+        steps = trial.intermediate_values
+        where = ""
+        if steps:
+            last = max(steps)
+            where = f" after fold {last} (running mean {steps[last]:.4f})"
+        return f"{head}: pruned{where}{secs}"
+    if trial.state == TrialState.FAIL:
+        reason = trial.user_attrs.get("fail_reason", "see the Optuna log")
+        return f"{head}: failed: {reason}{secs}"
+    return f"{head}: {trial.state.name.lower()}"
+
+
+def printer(log: Callable[[str], None]) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """An ``optimize`` callback that logs :func:`trial_line` for every finished trial."""
+
+    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        log(trial_line(trial, best_trial(study)))
+
+    return callback
+
+
+def best_text(study: optuna.Study, setup: TuneSetup) -> str:
+    """The best trial: value, per-fold values and settings (several lines)."""
+    best = best_trial(study)
+    c = counts(study)
+    tally = (f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed"
+             + (f", {c['running']} running" if c["running"] else ""))
+    if best is None:
+        return f"study {study.study_name!r}: no complete trial yet ({tally})"
+    folds = best.user_attrs.get("fold_values") or []
+    lines = [f"best trial {best.number} of study {study.study_name!r} ({tally}):",
+             f"  {setup.description}: {best.value:.4f}"]
+    if folds:
+        lines.append("  per fold: " + ", ".join(f"{v:.4f}" for v in folds))
+    if best.user_attrs.get("teacher_val"):
+        lines.append("  teacher validation accuracy per fold: "
+                     + ", ".join(f"{v:.4f}" for v in best.user_attrs["teacher_val"]))
+    for key, value in best.params.items():
+        lines.append(f"  {key} = {value}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- preset
+def code_version() -> str:
+    """``git rev-parse --short HEAD`` of the package's checkout (``+dirty`` with local
+    changes), else ``framekd <version>``."""
+    from framekd import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                             capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return f"framekd {__version__}"
+    commit = rev.stdout.strip()
+    if not commit:
+        return f"framekd {__version__}"
+    mark = "+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else ""
+    return f"framekd {__version__}, commit {commit}{mark}"
+
+
+def _ordered(nested: Mapping[str, Any]) -> dict[str, Any]:
+    """``nested`` with sections and keys in the order of :data:`framekd.config.DEFAULTS`."""
+    from framekd.config import DEFAULTS
+
+    def order(node: Mapping[str, Any], ref: Any) -> dict[str, Any]:
+        keys = list(ref) if isinstance(ref, Mapping) else []
+        rank = {k: i for i, k in enumerate(keys)}
+        out = {}
+        for key in sorted(node, key=lambda k: (rank.get(k, len(keys)), k)):
+            value = node[key]
+            sub = ref.get(key) if isinstance(ref, Mapping) else None
+            out[key] = order(value, sub) if isinstance(value, Mapping) else value
+        return out
+
+    return order(nested, DEFAULTS)
+
+
+def preset_settings(trial: FrozenTrial, setup: TuneSetup) -> dict[str, Any]:
+    """The preset of ``trial``: what was tuned (teacher, students, protocol, rewiring),
+    the user's fixed settings and the trial's drawn settings, nested by section."""
+    flat: dict[str, Any] = flatten(copy.deepcopy(setup.fixed))
+    flat["teacher.name"] = setup.teacher
+    if setup.students:
+        flat["student.names"] = list(setup.students)
+    flat["protocol"] = setup.protocol
+    if setup.sdrf:
+        flat["rewire.method"] = "sdrf"
+    flat.update(trial.params)
+    return _ordered(nest(flat))
+
+
+def preset_text(study: optuna.Study, setup: TuneSetup, *, command: str | None = None,
+                where: str | None = None) -> str:
+    """The YAML preset of the best trial, headed by the study's provenance as comments."""
+    best = best_trial(study)
+    if best is None:
+        raise ConfigError(f"study {study.study_name!r} has no complete trial; nothing to write")
+    c = counts(study)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    students = ", ".join(setup.students) if setup.students else "none (teacher alone)"
+    head = [
+        f"framekd tune preset: best trial {best.number} of study {study.study_name!r}"
+        + (f" ({where})" if where else ""),
+        f"dataset: {setup.dataset}",
+        f"teacher: {setup.teacher}; students: {students}",
+        f"protocol: {setup.protocol}; folds: {setup.folds} (splits 0..{setup.folds - 1})",
+        f"objective: {setup.description}",
+        f"best value: {best.value:.6f}",
+        f"trials: {c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed",
+        f"epochs while tuning: {setup.epochs or 'as configured'}",
+        f"date: {now}",
+        f"code: {code_version()}",
+    ]
+    if command:
+        head.append(f"command: {command}")
+    head.append(f"use: framekd run --dataset {setup.dataset} --config <this file>")
+    body = yaml.safe_dump(preset_settings(best, setup), sort_keys=False)
+    return "".join(f"# {line}\n" for line in head) + body
+
+
+def run(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, trials: int,
+        timeout: float | None = None, callbacks: Iterable[Callable] = ()) -> None:
+    """``study.optimize`` for ``trials`` new trials (``timeout``: no new trial starts after
+    that many seconds; the one in progress finishes)."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials must be a positive integer, got {trials!r}")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=list(callbacks))

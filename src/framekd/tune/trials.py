@@ -1,0 +1,361 @@
+"""The objective of ``framekd tune``: mean validation accuracy over k splits.
+
+:class:`TuneSetup` holds what a study tunes (dataset, teacher, students, protocol, folds,
+the user's fixed settings, the search space); :class:`Objective` is the Optuna objective
+built from it. A trial draws its settings (:mod:`framekd.tune.space`), and for fold
+``i = 0 .. k-1`` (split ``make_split(data, protocol, seed=i)``, ``torch.manual_seed(i)``
+before each model as in :func:`framekd.experiment.run_seed`) trains the teacher and, when
+students are tuned, distils each of them from it. The fold's score is the teacher's
+validation accuracy, or the mean validation accuracy of the students; after each fold the
+running mean is reported to Optuna, which may prune the trial.
+
+Test labels are never read: each fold trains on a copy of the labels whose test nodes are
+set to ``-1`` (unlabelled), and only validation accuracy enters the objective.
+
+A trial whose settings fail (a :class:`~framekd.errors.FramekdError` such as a rejected
+combination, a non-finite training loss, an out-of-memory error ...) returns ``nan``, which
+Optuna records as a FAILED trial; the reason is the trial's user attribute
+``fail_reason``. Ctrl-C (``KeyboardInterrupt``) is not caught.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from framekd.config import RunConfig, load_yaml, parse_overrides, resolve
+from framekd.errors import ConfigError, FramekdError
+from framekd.splits import make_split
+from framekd.tune.space import (
+    SEARCH_SPACE,
+    Param,
+    flatten,
+    get,
+    put,
+    search_space,
+    suggest,
+    uses_knowledge,
+)
+
+#: ``knowledge.mode: features`` larger than this fails the trial (as ``auto`` would switch).
+FEATURES_BYTES = 1 << 30
+
+
+@dataclass
+class TuneSetup:
+    """What a study tunes; the same setup must be used to resume it (see :meth:`identity`).
+
+    Attributes:
+        dataset: dataset name or spec.
+        teacher: registry name of the tuned teacher.
+        students: students distilled from it (empty: the teacher alone is tuned).
+        protocol, folds: fold ``i`` is ``make_split(data, protocol, seed=i)``.
+        fixed: the user's fixed settings (``--config`` file and ``--set``), nested.
+        base: the resolved configuration every trial starts from (epochs capped).
+        space: the searched parameters, in draw order.
+        epochs: the epoch cap during tuning (``None``: the configuration's).
+    """
+
+    dataset: str
+    teacher: str
+    students: tuple[str, ...]
+    protocol: str
+    folds: int
+    fixed: dict[str, Any]
+    base: dict[str, Any]
+    space: list[Param]
+    epochs: int | None = None
+
+    @property
+    def sdrf(self) -> bool:
+        return self.base["rewire"]["method"] == "sdrf"
+
+    @property
+    def description(self) -> str:
+        """The objective in words."""
+        if self.students:
+            who = (f"students {', '.join(self.students)} (distilled from teacher "
+                   f"{self.teacher})")
+        else:
+            who = f"teacher {self.teacher}"
+        graph = ", SDRF-rewired graph" if self.sdrf else ""
+        return (f"mean validation accuracy of {who} over {self.folds} fold(s) "
+                f"(protocol {self.protocol}, splits 0..{self.folds - 1}{graph}), maximised")
+
+    def identity(self) -> dict[str, str]:
+        """Study user attributes that a resumed or shared study must match."""
+        return {
+            "framekd.dataset": str(self.dataset),
+            "framekd.teacher": self.teacher,
+            "framekd.students": ",".join(self.students),
+            "framekd.protocol": self.protocol,
+            "framekd.folds": str(self.folds),
+            "framekd.epochs": str(self.epochs),
+            "framekd.rewire": str(self.base["rewire"]["method"]),
+            "framekd.fixed": json.dumps(self.fixed, sort_keys=True, default=str),
+        }
+
+
+def _student_names(students: str | Iterable[str] | None) -> tuple[str, ...]:
+    from framekd.models.registry import DISTILLED_MLP, STUDENTS, model_name
+
+    if students is None:
+        return ()
+    if isinstance(students, str):
+        students = students.split(",")
+    out: list[str] = []
+    for raw in students:
+        if not str(raw).strip():
+            continue
+        name = model_name(str(raw).strip())
+        name = "mlp" if name == DISTILLED_MLP else name
+        if name not in STUDENTS:
+            raise ConfigError(f"unknown student {raw!r}; use {', '.join(STUDENTS)}")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def make_setup(
+    dataset: str,
+    *,
+    teacher: str | None = None,
+    students: str | Iterable[str] | None = (),
+    protocol: str | None = None,
+    folds: int = 3,
+    epochs: int | None = None,
+    rewire: str | None = None,
+    device: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    space: Iterable[Param] = SEARCH_SPACE,
+) -> TuneSetup:
+    """Resolve the settings of a study the way ``framekd run`` resolves a run's.
+
+    ``teacher`` defaults to the configuration's ``teacher.name``; ``students`` empty tunes
+    the teacher alone. ``rewire="sdrf"`` searches the SDRF settings. Settings in
+    ``config_file`` and ``overrides`` (``key=value``) are fixed for every trial.
+    """
+    from framekd.models.registry import TEACHERS, model_name
+
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"folds must be a positive integer, got {folds!r}")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                               or epochs < 1):
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    if rewire not in (None, "none", "sdrf"):
+        raise ConfigError(f"rewire must be none or sdrf, got {rewire!r}")
+    overrides = list(overrides)
+    fixed: dict[str, Any] = {}
+    if config_file is not None:
+        fixed.update(flatten(load_yaml(config_file)))
+    fixed.update(flatten(parse_overrides(overrides)))
+    fixed.pop("dataset", None)
+    names = _student_names(students)
+    flags: dict[str, Any] = {}
+    if teacher is not None:
+        key = model_name(teacher)
+        if key not in TEACHERS:
+            raise ConfigError(f"unknown teacher {teacher!r}; choose one of {', '.join(TEACHERS)}")
+        flags["teacher"] = {"name": key}
+    if names:
+        flags["student"] = {"names": list(names)}
+    if protocol is not None:
+        flags["protocol"] = protocol
+    if device is not None:
+        flags["device"] = device
+    if rewire == "none":
+        flags["rewire"] = {"method": None}
+    # SDRF is validated per trial, once its searched settings are drawn (a dataset without
+    # an SDRF preset cannot be resolved before that).
+    base = resolve(dataset, config_file=config_file, flags=flags, overrides=overrides)
+    if rewire == "sdrf":
+        base["rewire"]["method"] = "sdrf"
+    for section in ("teacher", "student"):
+        if epochs is not None:
+            base[section]["epochs"] = min(int(base[section]["epochs"]), epochs)
+    tname = base["teacher"]["name"]
+    chosen = search_space(tname, names, sdrf=base["rewire"]["method"] == "sdrf",
+                          fixed=fixed, space=space)
+    return TuneSetup(dataset=str(dataset), teacher=tname, students=names,
+                     protocol=base["protocol"], folds=folds, fixed=_nest_sorted(fixed),
+                     base=base, space=chosen, epochs=epochs)
+
+
+def _nest_sorted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    from framekd.tune.space import nest
+
+    return nest(dict(sorted(flat.items())))
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, FramekdError):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class TrialFailure(FramekdError):
+    """A trial's settings cannot be trained (recorded as a FAILED trial, not raised)."""
+
+
+def _check_finite(history: list[tuple[float, float]], what: str) -> None:
+    for epoch, (loss, _) in enumerate(history, start=1):
+        if not math.isfinite(loss):
+            raise TrialFailure(f"{what} training loss is {loss} at epoch {epoch} "
+                               "(diverged: lower the learning rate)")
+
+
+class Objective:
+    """The Optuna objective of a :class:`TuneSetup` (maximise; ``nan`` for a failed trial).
+
+    ``data`` is the graph to use instead of loading ``setup.dataset``. The folds' splits
+    are drawn once, here (a protocol that does not fit the graph raises ``SplitError``).
+    """
+
+    def __init__(self, setup: TuneSetup, data: Any = None) -> None:
+        from framekd.data import load_dataset
+
+        self.setup = setup
+        if data is None:
+            data = load_dataset(setup.dataset)
+        if data.x is None or data.y is None:
+            raise ConfigError("the graph needs node features x and labels y to tune on")
+        if "num_classes" not in data:
+            data.num_classes = int(data.y.max()) + 1
+        rc = RunConfig.from_dict({**setup.base, "rewire": {**setup.base["rewire"],
+                                                           "method": None}})
+        self.device = torch.device(rc.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device '{rc.device}' requested but CUDA is not available; "
+                              "use device=cpu")
+        self.data = data
+        self.splits = [make_split(data, setup.protocol, seed=i) for i in range(setup.folds)]
+
+    # ------------------------------------------------------------------ settings
+    def settings(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draw the trial's settings; the full configuration dict of the trial."""
+        cfg = copy.deepcopy(self.setup.base)
+        for p in self.setup.space:
+            if p.only_if is not None and get(cfg, p.only_if[0]) != p.only_if[1]:
+                continue
+            put(cfg, p.key, suggest(trial, p))
+        return cfg
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            cfg = self.settings(trial)
+            return self._evaluate(trial, cfg)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        except Exception as err:  # a bad setting must fail the trial, not the study
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            trial.set_user_attr("fail_reason", _reason(err))
+            return float("nan")
+
+    # ------------------------------------------------------------------ training
+    def _evaluate(self, trial: optuna.Trial, cfg: dict[str, Any]) -> float:
+        from framekd.experiment import graph_operator, knowledge_spec, prepare_graph
+        from framekd.knowledge import cached_graph_knowledge
+        from framekd.models.registry import FRAMELET_TEACHERS
+
+        setup = self.setup
+        rc = RunConfig.from_dict(cfg)
+        data, _ = prepare_graph(rc, self.data, cache_dir=None, log=lambda msg: None)
+        data = data.to(self.device)
+        knows = uses_knowledge(setup.students)
+        operator = None
+        if setup.teacher in FRAMELET_TEACHERS or knows:
+            operator = graph_operator(rc, data)
+        knowledge = None
+        if knows:
+            spec = knowledge_spec(rc, data)
+            if spec.mode == "features":
+                size = 4 * rc.framelet.num_channels * spec.powers * data.num_nodes \
+                    * data.x.size(1)
+                if size > FEATURES_BYTES:
+                    raise TrialFailure(f"features knowledge would take {size / 2**30:.1f} GiB "
+                                       f"(> {FEATURES_BYTES / 2**30:.0f} GiB)")
+            knowledge = cached_graph_knowledge(data.edge_index, data.num_nodes, data.x, spec,
+                                               cache_dir=None, operator=operator)
+            knowledge = knowledge.to(self.device)
+        values: list[float] = []
+        teacher_vals: list[float] = []
+        for fold, split in enumerate(self.splits):
+            value, teacher_val = self._fold(rc, data, operator, knowledge, fold, split)
+            values.append(value)
+            teacher_vals.append(teacher_val)
+            trial.set_user_attr("fold_values", values)
+            if setup.students:
+                trial.set_user_attr("teacher_val", teacher_vals)
+            trial.report(statistics.fmean(values), fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned after fold {fold} (running mean {statistics.fmean(values):.4f})")
+        return statistics.fmean(values)
+
+    def _fold(self, rc: RunConfig, graph: Any, operator: Any, knowledge: Any, fold: int,
+              split: Any) -> tuple[float, float]:
+        """(objective score, teacher validation accuracy) of one fold."""
+        from framekd.distill import distill_student, train_teacher
+        from framekd.models import student_from_config, teacher_from_config
+
+        data = _hide_test_labels(graph, split)
+        d, c = data.x.size(1), int(graph.num_classes)
+        t = rc.teacher
+        torch.manual_seed(fold)
+        teacher = teacher_from_config(self.setup.teacher, rc, d, c,
+                                      operator=operator).to(self.device)
+        res = train_teacher(teacher, data, split, lr=t.lr, weight_decay=t.weight_decay,
+                            epochs=t.epochs, patience=t.patience, seed=fold)
+        _check_finite(res.history, f"teacher {self.setup.teacher}")
+        if not self.setup.students:
+            return res.val_acc, res.val_acc
+        s = rc.student
+        scores = []
+        for name in self.setup.students:
+            torch.manual_seed(fold)
+            shape = None if knowledge is None else knowledge.shape
+            student = student_from_config(name, rc, d, c,
+                                          knowledge_shape=shape).to(self.device)
+            sres = distill_student(
+                student, data, None if name == "mlp" else knowledge, res.log_probs, split,
+                lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
+                epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=fold,
+            )
+            _check_finite(sres.history, f"student {name}")
+            scores.append(sres.val_acc)
+        return statistics.fmean(scores), res.val_acc
+
+
+def _hide_test_labels(data: Any, split: Any) -> Any:
+    """A shallow copy of ``data`` whose test nodes are unlabelled (``y = -1``)."""
+    out = copy.copy(data)
+    y = data.y.clone()
+    y[split.test.to(y.device)] = -1
+    out.y = y
+    return out
+
+
+def objective(dataset: str, *, data: Any = None, **settings: Any) -> Objective:
+    """The Optuna objective of tuning on ``dataset``; ``settings`` as for :func:`make_setup`.
+
+    Use it with any Optuna study (``direction="maximize"``)::
+
+        study = optuna.create_study(direction="maximize")
+        study.optimize(objective("cora", teacher="gcn", folds=3), n_trials=20)
+    """
+    return Objective(make_setup(dataset, **settings), data=data)
