@@ -26,17 +26,19 @@ from framekd.knowledge import graph_knowledge
 from framekd.models import build_student, build_teacher
 
 GRAPH = "csbm:n=60,c=3,d=4,h=0.3,f=8,seed=1"
-TEACHERS = ("spatial", "simplified", "gcn", "sage", "gat")
+TEACHERS = ("spatial", "simplified", "spectral", "gcn", "sage", "gat")
 STUDENTS = ("mlp", "fmlp-s", "fmlp-o")
 MODELS = [("teacher", n) for n in TEACHERS] + [("student", n) for n in STUDENTS]
 IDS = [name for _, name in MODELS]
-CLASSES = {"spatial": "SpatialFramelet", "simplified": "SimplifiedFramelet", "gcn": "GCN",
+CLASSES = {"spatial": "SpatialFramelet", "simplified": "SimplifiedFramelet",
+           "spectral": "SpectralFramelet", "gcn": "GCN",
            "sage": "GraphSAGE", "gat": "GAT", "mlp": "MLP", "fmlp-s": "FMLPS",
            "fmlp-o": "FMLPO"}
 # Dropout 0.5 everywhere, so the train-mode checks see random masks.
 TEACHER_OPTIONS = {
     "spatial": {"hidden_channels": 8, "dropout": 0.5},
     "simplified": {"dropout": 0.5},
+    "spectral": {"hidden_channels": 8, "dropout": 0.5, "smooth": "low"},
     "gcn": {"hidden_channels": 8, "dropout": 0.5},
     "sage": {"hidden_channels": 8, "dropout": 0.5},
     "gat": {"hidden_channels": 8, "heads": 2, "dropout": 0.5},
@@ -178,7 +180,8 @@ FAST = [
     "student.epochs=6", "student.patience=6", "student.hidden=8",
     "knowledge.sketch_dim=16", "framelet.order=4",
 ]
-SAVED = ("spatial", "simplified", "gcn", "sage", "gat", "mlp", "glnn", "fmlp-s", "fmlp-o")
+SAVED = ("spatial", "simplified", "spectral", "gcn", "sage", "gat", "mlp", "glnn", "fmlp-s",
+         "fmlp-o")
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,9 @@ def test_metrics_schema_and_files(tmp_path):
     metrics = _run(tmp_path, "a", _cfg(seeds=2))
     assert metrics["dataset"] == TINY and metrics["protocol"] == "fgkd"
     assert metrics["seeds"] == [0, 1]
-    assert set(metrics["models"]) == {"spatial", "gcn", "mlp", "glnn", "fmlp-s", "fmlp-o"}
+    assert set(metrics["models"]) == {"spectral", "gcn", "mlp", "glnn", "fmlp-s", "fmlp-o"}
     for name, m in metrics["models"].items():
-        assert m["role"] == ("teacher" if name in ("spatial", "gcn") else "student")
+        assert m["role"] == ("teacher" if name in ("spectral", "gcn") else "student")
         assert len(m["accuracy"]) == 2
         assert 0.0 <= m["accuracy_mean"] <= 1.0 and m["accuracy_std"] >= 0.0
         assert m["train_seconds"] > 0 and m["inference_seconds"] > 0
@@ -46,7 +46,7 @@ def test_metrics_schema_and_files(tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     assert "| fmlp-s | student |" in (out / "results.md").read_text()
     assert (out / "config.yaml").is_file()
-    for f in ("teacher_logp", "spatial", "glnn", "fmlp-s", "fmlp-o", "gates", "split"):
+    for f in ("teacher_logp", "spectral", "glnn", "fmlp-s", "fmlp-o", "gates", "split"):
         assert (out / "seed_1" / f"{f}.safetensors").is_file()
     # The homophilic toy graph is easy: the framelet student must learn it.
     assert metrics["models"]["fmlp-s"]["accuracy_mean"] > 0.8
@@ -144,9 +144,9 @@ def test_cli_run_writes_results(tmp_path, capsys):
         args += ["--set", item]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "| fmlp-s | student |" in text and "| spatial | teacher |" in text
+    assert "| fmlp-s | student |" in text and "| spectral | teacher |" in text
     assert set(json.loads((out / "metrics.json").read_text())["models"]) == {
-        "spatial", "gcn", "fmlp-s"}
+        "spectral", "gcn", "fmlp-s"}
 
 
 @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ def test_cli_run_cora_two_seeds(data_root, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dataset"] == "cora" and metrics["seeds"] == [0, 1]
     # Even a short schedule is far above chance (1/7) on Cora.
-    assert metrics["models"]["spatial"]["accuracy_mean"] > 0.6
+    assert metrics["models"]["spectral"]["accuracy_mean"] > 0.6
     assert metrics["models"]["fmlp-s"]["accuracy_mean"] > 0.6
     assert torch.isfinite(torch.tensor(metrics["models"]["fmlp-o"]["accuracy"])).all()
 

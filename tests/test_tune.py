@@ -29,8 +29,8 @@ def _trial_states(db) -> list[str]:
 
 def test_tune_cli_creates_resumes_and_writes_a_preset_run_accepts(tmp_path, capsys):
     study = tmp_path / "study"
-    argv = ["tune", "--dataset", SPEC, "--students", "fmlp-s", "--trials", "3",
-            "--study", str(study), *FAST]
+    argv = ["tune", "--dataset", SPEC, "--teacher", "spatial", "--students", "fmlp-s",
+            "--trials", "3", "--study", str(study), *FAST]
     assert main(argv) == 0
     db = study / "study.db"
     assert db.is_file()
@@ -123,8 +123,8 @@ def test_objective_never_reads_test_labels(monkeypatch):
 def test_bad_setting_is_a_failed_trial_not_a_crash(tmp_path, capsys):
     study = tmp_path / "bad"
     # An infinite learning rate passes the configuration check but diverges in training.
-    argv = ["tune", "--dataset", SPEC, "--trials", "2", "--study", str(study),
-            "--set", "teacher.lr=.inf", "--folds", "2", "--epochs", "5"]
+    argv = ["tune", "--dataset", SPEC, "--teacher", "spatial", "--trials", "2",
+            "--study", str(study), "--set", "teacher.lr=.inf", "--folds", "2", "--epochs", "5"]
     assert main(argv) == 1  # no trial completed: nothing to write, but no crash
     cap = capsys.readouterr()
     assert cap.out.count("failed: teacher spatial training loss is nan") == 2
@@ -174,7 +174,7 @@ def test_search_space_declaration():
     for p in SEARCH_SPACE:
         section, name = p.key.split(".")
         assert name in DEFAULTS[section], p.key  # a configuration key `resolve` accepts
-        if p.only_if is not None:
+        if p.only_if is not None and p.only_if[0] in keys:
             assert keys.index(p.only_if[0]) < keys.index(p.key)  # drawn before it
     assert "knowledge.mode" in keys
     mode = next(p for p in SEARCH_SPACE if p.key == "knowledge.mode")
@@ -185,6 +185,7 @@ def test_search_space_declaration():
                 "teacher.layers"} <= chosen
         assert ("framelet.filters" in chosen) == (name in registry.FRAMELET_TEACHERS)
         assert ("teacher.hidden" in chosen) == (name not in registry.NO_HIDDEN)
+        assert ("teacher.smooth" in chosen) == (name == "spectral")
         assert not any(k.startswith(("student.", "knowledge.", "rewire.")) for k in chosen)
     joint = {p.key for p in search_space("gcn", ["fmlp-o"], sdrf=True,
                                          fixed=["student.lam"])}

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True,
                    help="dataset name (see `framekd datasets`), csbm:... spec or graph folder")
-    p.add_argument("--teacher", help="teacher to tune (default: the configuration's, spatial)")
+    p.add_argument("--teacher", help="teacher to tune (default: the configuration's teacher.name)")
     p.add_argument("--students",
                    help="comma-separated students (mlp,fmlp-s,fmlp-o) to tune jointly with the "
                    "teacher; default: tune the teacher alone")

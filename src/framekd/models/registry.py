@@ -113,17 +113,18 @@ def build_student(
 
 def teacher_from_config(
     name: str, cfg: RunConfig, in_channels: int, out_channels: int, *,
-    operator: FrameletOperator | None = None,
+    operator: FrameletOperator | None = None, smooth: str | None = None,
 ) -> nn.Module:
     """Teacher ``name`` with the run's settings; a framelet teacher uses ``operator`` when
-    given (the one the students' knowledge was computed with)."""
+    given (the one the students' knowledge was computed with). ``smooth`` overrides
+    ``teacher.smooth`` for the spectral teacher (how ``auto`` is resolved)."""
     t = cfg.teacher
     key = model_name(name)
     kw: dict[str, Any] = {"num_layers": t.layers, "dropout": t.dropout}
     if key not in NO_HIDDEN:
         kw["hidden_channels"] = t.hidden
     if key == "spectral":
-        kw["smooth"] = t.smooth
+        kw["smooth"] = smooth or t.smooth
     if key in FRAMELET_TEACHERS:
         if operator is not None:
             kw["operator"] = operator

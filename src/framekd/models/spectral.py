@@ -11,7 +11,10 @@ in the spirit of UFGConv (Zheng et al., ICML 2021):
     \qquad \theta_c = 1 + \delta_c \in \mathbb R^{d_{out}},
 
 with one weight :math:`\Theta` shared by the channels, a gain per channel and output unit,
-and :math:`S_c = \hat A_c` on the smoothed channels (``smooth``), :math:`I` elsewhere. The
+and :math:`S_c = \hat A_c` on the smoothed channels (``smooth``: ``"low"`` or ``"all"``),
+:math:`I` elsewhere; ``smooth="learn"`` learns :math:`S_c = I + \gamma_c(\hat A_c - I)` with a
+scalar :math:`\gamma_c` per channel, starting from :math:`\gamma_c = 1` (every band smoothed).
+The
 gains start at the identity (:math:`\delta_c = 0`); with them there and no smoothing, tightness
 :math:`\sum_c W_c^\top W_c = I` gives :math:`H' = H\Theta + b`: the network *is* an MLP with the
 same weights, and training moves each band's gain away from 1 only where that helps. Weight
@@ -35,7 +38,10 @@ from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
 from framekd.models.teachers import _FrameletTeacher
 
 #: Which channels :class:`SpectralFramelet` smooths with :math:`\hat A_c`.
-SMOOTH_MODES = ("none", "low", "all")
+SMOOTH_MODES = ("none", "low", "all", "learn")
+#: ``teacher.smooth: auto`` (a run setting, not a model option): the experiment trains one
+#: spectral teacher per mode here and keeps the one with the best validation accuracy.
+AUTO_SMOOTH = ("none", "all")
 
 
 class SpectralFrameletConv(nn.Module):
@@ -46,7 +52,8 @@ class SpectralFrameletConv(nn.Module):
         in_channels: :math:`d_{in}`.
         out_channels: :math:`d_{out}`.
         num_channels: number of framelet channels C.
-        smooth: ``"none"``, ``"low"`` (:math:`\hat A_0` on the low pass) or ``"all"``.
+        smooth: ``"none"``, ``"low"`` (:math:`\hat A_0` on the low pass), ``"all"`` or
+            ``"learn"`` (:math:`I + \gamma_c(\hat A_c - I)`, :math:`\gamma_c` learnt from 1).
 
     Shapes:
         ``h`` ``[N, d_in]`` (dense or sparse CSR) → ``[N, d_out]``.
@@ -57,16 +64,24 @@ class SpectralFrameletConv(nn.Module):
     ) -> None:
         super().__init__()
         if smooth not in SMOOTH_MODES:
-            raise ConfigError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {smooth!r}")
+            hint = (" ('auto' is a run setting: the experiment tries each mode and keeps the "
+                    "best on validation)") if smooth == "auto" else ""
+            raise ConfigError(
+                f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {smooth!r}{hint}"
+            )
         self.smooth = smooth
         self.lin = nn.Linear(in_channels, out_channels)
         #: δ_c: the band gains are 1 + δ_c.
         self.band = nn.Parameter(torch.zeros(num_channels, 1, out_channels))
+        #: γ_c (``smooth="learn"``): S_c = I + γ_c (Â_c - I), starting at γ_c = 1 (S_c = Â_c).
+        self.mix = nn.Parameter(torch.zeros(num_channels, 1, 1)) if smooth == "learn" else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
         nn.init.zeros_(self.band)
+        if self.mix is not None:
+            nn.init.ones_(self.mix)
 
     @property
     def gains(self) -> Tensor:
@@ -80,6 +95,8 @@ class SpectralFrameletConv(nn.Module):
             z = operator.propagate(z)
         elif self.smooth == "low":
             z = torch.cat([operator.propagate(z)[:1], z[1:]])
+        elif self.smooth == "learn":
+            z = z + self.mix * (operator.propagate(z) - z)
         return t.reconstruct((1.0 + self.band) * z) + self.lin.bias
 
     def extra_repr(self) -> str:
@@ -98,7 +115,8 @@ class SpectralFramelet(_FrameletTeacher):
         in_channels, hidden_channels, out_channels: layer widths.
         num_layers: number of layers (>= 1; 1 is a linear model).
         dropout: dropout probability between layers.
-        smooth: channels smoothed by :math:`\hat A_c` (``"none"``, ``"low"``, ``"all"``).
+        smooth: channels smoothed by :math:`\hat A_c` (``"none"``, ``"low"``, ``"all"``,
+            ``"learn"``).
         epsilon: energy perturbation ε of :math:`\hat A_c` (only used when smoothing).
         framelet, operator, transform, sparse_input, framelet_options: as in
             :class:`~framekd.models.SpatialFramelet`.

@@ -72,6 +72,8 @@ SEARCH_SPACE: tuple[Param, ...] = (
     Param("teacher.hidden", _choice(*HIDDEN), "teacher"),
     Param("teacher.dropout", FloatDistribution(0.0, 0.8), "teacher"),
     Param("teacher.layers", IntDistribution(1, 4), "teacher"),
+    Param("teacher.smooth", _choice("none", "low", "all"), "teacher",
+          only_if=("teacher.name", "spectral")),
     # framelet operator (framelet teachers, and the students' knowledge)
     Param("teacher.epsilon", FloatDistribution(-0.5, 0.5), "framelet"),
     Param("framelet.filters", _choice("haar", "linear", "quadratic"), "framelet"),
@@ -170,6 +172,8 @@ def search_space(
         if not active[p.group] or p.key in fixed:
             continue
         if p.key == "teacher.hidden" and teacher in getattr(registry, "NO_HIDDEN", ()):
+            continue
+        if p.only_if is not None and p.only_if[0] == "teacher.name" and p.only_if[1] != teacher:
             continue
         out.append(p)
     return out
