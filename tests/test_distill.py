@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -337,10 +338,14 @@ def test_spatial_teacher_distils_into_framelet_students(student_name, spatial_te
     assert s_res.gates is not None and ((s_res.gates >= 0) & (s_res.gates <= 1)).all()
 
 
-def test_progress_bar_runs_and_reports_to_stderr(capsys):
+def test_progress_bar_runs_and_reports_to_stderr(capsys, monkeypatch):
     data = sbm_graph()
     split = random_split(data.y)
     torch.manual_seed(0)
+    # Not a terminal (pytest's capture): no bar at all, so a redirected log holds no redraws.
+    train_teacher(FeatureLinear(8, 3), data, split, epochs=3, patience=3, progress=True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: bars are drawn
     train_teacher(FeatureLinear(8, 3), data, split, epochs=3, patience=3, progress=True)
     distill_student(MLP(8, 8, 3), data, None, torch.zeros(60, 3), split, epochs=3, progress=True)
     err = capsys.readouterr().err

@@ -142,7 +142,8 @@ def test_overlapping_shipped_split_is_rejected():
 
 
 @pytest.mark.parametrize("protocol, seed, message", [
-    ("random", 0, r"unknown split protocol 'random'; choose one of fgkd, geom, public, cpf"),
+    ("bogus", 0, r"unknown split protocol 'bogus'; choose one of fgkd, geom, public, cpf, "
+                 r"random"),
     ("fgkd", -1, r"non-negative integer, got -1"),
     ("fgkd", 1.5, r"non-negative integer, got 1.5"),
 ])
@@ -160,7 +161,7 @@ def test_masks_helper():
 
 
 def test_all_protocols_named():
-    assert PROTOCOLS == ("fgkd", "geom", "public", "cpf")
+    assert PROTOCOLS == ("fgkd", "geom", "public", "cpf", "random")
 
 
 def test_no_warning_when_nothing_is_capped():

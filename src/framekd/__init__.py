@@ -9,11 +9,13 @@ from framekd.errors import (
     CheckpointError,
     ConfigError,
     DatasetNotFoundError,
+    ExportError,
     FramekdError,
     FramekdWarning,
     GraphError,
     MemoryBudgetError,
     SplitError,
+    TrainingError,
 )
 from framekd.graph import canonicalize
 
@@ -23,11 +25,13 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetNotFoundError",
+    "ExportError",
     "FramekdError",
     "FramekdWarning",
     "GraphError",
     "MemoryBudgetError",
     "SplitError",
+    "TrainingError",
     "canonicalize",
     "__version__",
 ]

@@ -34,7 +34,7 @@ from framekd.models.registry import TEACHERS as _TEACHER_MODELS
 
 TEACHERS = tuple(_TEACHER_MODELS)
 STUDENTS = tuple(_STUDENT_MODELS)
-PROTOCOLS = ("fgkd", "geom", "public", "cpf")
+PROTOCOLS = ("fgkd", "geom", "public", "cpf", "random")  # random:TRAIN,VAL,TEST sets ratios
 KNOWLEDGE_MODES = ("auto", "sketch", "rows", "features")
 
 DEFAULTS: dict[str, Any] = {
@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "protocol": "fgkd",
     "seeds": 10,
     "device": "cpu",
+    # transductive: every node and edge seen in training; inductive: GLNN's production
+    # setting (framekd.inductive, docs/SPEC.md §9 "Settings").
+    "setting": "transductive",
     "teacher": {
         # The spectral framelet teacher contains an MLP and, with smooth=auto, picks by
         # validation whether to smooth its bands (BENCHMARKS.md §8); "spatial" is the
@@ -119,6 +122,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it "
+                          "as UTF-8") from err
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
@@ -145,8 +151,11 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value (e.g. teacher.hidden=32), got '{item}'")
+        if not raw.strip():
+            raise ConfigError(f"--set {item}: the value is empty; give one (e.g. "
+                              f"{key.strip()}=0.5), or {key.strip()}=null to unset it")
         try:
-            value = _numbers(yaml.safe_load(raw)) if raw.strip() else None
+            value = _numbers(yaml.safe_load(raw))
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {item}: cannot parse value '{raw}'") from err
         node = out
@@ -294,6 +303,7 @@ class RunConfig:
     sketch_seed: int
     student: StudentSpec
     rewire: Any = None  # framekd.rewire.SDRFSpec or None
+    setting: str = "transductive"  # or "inductive" (framekd.inductive)
     #: The validated dict itself (what ``config.yaml`` holds).
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -305,8 +315,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> RunConfig:
         """Validate ``cfg``; raise :class:`ConfigError` naming the key of any bad value."""
-        _check(cfg["protocol"] in PROTOCOLS,
-               f"protocol must be one of {', '.join(PROTOCOLS)}, got {cfg['protocol']!r}")
+        _check_protocol(cfg["protocol"])
         baselines = cfg["baselines"] or []
         _check(isinstance(baselines, list),
                f"baselines must be a list of teacher names, got {baselines!r}")
@@ -319,6 +328,11 @@ class RunConfig:
         seed = k.get("seed", 0)
         _check(isinstance(seed, int) and not isinstance(seed, bool),
                f"knowledge.seed must be an integer, got {seed!r}")
+        from framekd.inductive import SETTINGS
+
+        setting = cfg.get("setting", "transductive")
+        _check(setting in SETTINGS,
+               f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
         rw = cfg["rewire"]
         _check(rw["method"] in (None, "sdrf"),
                f"rewire.method must be null or sdrf, got {rw['method']!r}")
@@ -341,8 +355,22 @@ class RunConfig:
             sketch_seed=seed,
             student=StudentSpec.from_dict(cfg["student"]),
             rewire=rewire,
+            setting=setting,
             raw=copy.deepcopy(dict(cfg)),
         )
+
+
+def _check_protocol(value: Any) -> None:
+    """A protocol name of :data:`PROTOCOLS`, or a ``random:TRAIN,VAL,TEST`` spec."""
+    from framekd.errors import SplitError
+    from framekd.splits import parse_protocol
+
+    _check(isinstance(value, str),
+           f"protocol must be one of {', '.join(PROTOCOLS)}, got {value!r}")
+    try:
+        parse_protocol(value)
+    except SplitError as err:
+        raise ConfigError(f"protocol: {err}") from None
 
 
 def _framelet(fr: Mapping[str, Any]) -> FrameletSpec:

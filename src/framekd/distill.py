@@ -18,11 +18,17 @@ accuracy is higher than the best so far, or equal with a lower validation loss. 
 after ``patience`` epochs without improvement, and the best weights are restored **after** the
 loop. With ``seed`` set, dropout and batch order are reproducible and the caller's global RNG
 state is left untouched.
+
+Training never finishes with NaN: non-finite features, soft labels or graph knowledge, and a
+loss or weights that become NaN/Inf (a learning rate or ε too large) raise
+:class:`~framekd.errors.TrainingError` (:class:`~framekd.errors.GraphError` for the features)
+naming the epoch and the setting to change, before anything is returned or saved.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from framekd.errors import ConfigError, SplitError
+from framekd.errors import ConfigError, GraphError, SplitError, TrainingError
 from framekd.models.students import StudentOutput
 
 
@@ -173,7 +179,91 @@ def _check_schedule(epochs: int, patience: int) -> None:
 def _progress(epochs: int, progress: bool, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(range(1, epochs + 1), disable=not progress, desc=desc, leave=False, unit="ep")
+    # disable=None: tqdm draws only on a terminal, so a log file never holds bar redraws.
+    return tqdm(range(1, epochs + 1), disable=None if progress else True, desc=desc,
+                leave=False, unit="ep")
+
+
+# ------------------------------------------------------------------ divergence guard
+# A non-finite loss or weight stops training with a TrainingError naming the setting to
+# change, instead of finishing with NaN accuracies and NaN soft labels.
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else repr(value)
+
+
+def _finite(t: Tensor) -> bool:
+    return t.is_sparse or bool(torch.isfinite(t).all())
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    params = [p.detach() for p in model.parameters()]
+    return not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+
+def _check_inputs(role: str, x: Tensor, nodes: Tensor | None = None,
+                  **others: Tensor | None) -> None:
+    """Features and other inputs must be finite before any training (checked once); with
+    ``nodes``, only those rows of ``teacher_logp`` (node dim 0) and ``knowledge`` (node dim 2)
+    count: soft labels outside the distillation set may be NaN by design."""
+    if not _finite(x):
+        bad = ~torch.isfinite(x)
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise GraphError(
+            f"{role} training: features x contain {int(bad.sum())} non-finite values (NaN or "
+            f"Inf), first at node {row}, column {col}; impute or drop them before training"
+        )
+    hints = {
+        "teacher_logp": "the teacher's soft labels contain NaN or Inf; retrain the teacher "
+                        "(lower teacher.lr) and pass its log-probabilities",
+        "knowledge": "the graph knowledge contains NaN or Inf: the framelet operator "
+                     "overflowed; lower |teacher.epsilon| or check the framelet settings "
+                     "and the feature scale",
+    }
+    for name, value in others.items():
+        if value is None or _finite(value):
+            continue
+        if nodes is not None and _finite(value.index_select(0 if name == "teacher_logp" else 2,
+                                                            nodes)):
+            continue
+        raise TrainingError(f"{role} training: {hints[name]}")
+
+
+def _diverged(role: str, model: nn.Module, epoch: int, what: str, lr: float,
+              weight_decay: float, first: bool) -> TrainingError:
+    """The error for a loss or weights that became NaN/Inf at ``epoch`` (1-based); ``first``:
+    the loss was computed before any optimiser step."""
+    name = type(model).__name__
+    if first and what.startswith("loss"):
+        # Before the first update: the initial model's outputs are already non-finite, so the
+        # learning rate is not the cause; the model's inputs or its graph operator are.
+        given = model.__dict__.get("_given_operator")  # a framelet teacher's shared operator
+        eps = getattr(given, "epsilon", None) or getattr(model, "epsilon", None)
+        fix = (f"lower |{role}.epsilon| (now {_fmt(eps)}), which makes the framelet operator "
+               "overflow, or scale the features" if eps else
+               "scale the features down (they overflow the model) or check the framelet "
+               "settings")
+        return TrainingError(
+            f"{role} {name}: the training loss is {what.split()[-1]} at epoch 1, before any "
+            f"update (the untrained model's outputs are not finite); {fix}"
+        )
+    return TrainingError(
+        f"{role} {name}: the training {what} at epoch {epoch}; lower {role}.lr (now "
+        f"{_fmt(lr)})" + (f" or {role}.weight_decay (now {_fmt(weight_decay)})"
+                          if weight_decay > 1 else "")
+        + " or check the features"
+    )
+
+
+def _check_step(role: str, model: nn.Module, epoch: int, loss: float, lr: float,
+                weight_decay: float, *, first: bool) -> None:
+    """After an optimiser step: its loss (computed before the step) and the new weights."""
+    if not math.isfinite(loss):
+        raise _diverged(role, model, epoch, f"loss is {loss}", lr, weight_decay, first)
+    if not _weights_finite(model):
+        raise _diverged(role, model, epoch, "weights became NaN or infinite", lr,
+                        weight_decay, first)
 
 
 class _Seeded:
@@ -234,6 +324,7 @@ def train_teacher(
     """
     _check_schedule(epochs, patience)
     train, val, test = (i.to(data.x.device) for i in _split_indices(split, data.x.size(0)))
+    _check_inputs("teacher", data.x)
     y = data.y
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     stopper = _EarlyStopping(model, patience)
@@ -248,6 +339,7 @@ def train_teacher(
             loss.backward()
             optimizer.step()
             loss = float(loss.detach())
+            _check_step("teacher", model, epoch, loss, lr, weight_decay, first=epoch == 1)
             logp = predict_teacher(model, data)
             val_acc = accuracy(logp, y, val)
             history.append((loss, val_acc))
@@ -370,6 +462,8 @@ def distill_student(
             "over the labelled nodes of each batch)"
         )
     teacher_logp = teacher_logp.to(x.device, x.dtype)
+    _check_inputs("student", x, None if distill_nodes is None else nodes,
+                  teacher_logp=teacher_logp, knowledge=knowledge)
     full = distill_nodes is None and batch_size is None
     optimizer = torch.optim.Adam(student.parameters(), lr=lr, weight_decay=weight_decay)
     stopper = _EarlyStopping(student, patience)
@@ -395,7 +489,10 @@ def distill_student(
                 )
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * batch.numel()
+                value = float(loss.detach())
+                _check_step("student", student, epoch, value, lr, weight_decay,
+                            first=epoch == 1 and batch is batches[0])
+                total += value * batch.numel()
             out = predict_student(student, x, knowledge, batch_size=batch_size)
             val_acc = accuracy(out.logits, y, val)
             history.append((total / nodes.numel(), val_acc))

@@ -36,5 +36,16 @@ class CheckpointError(FramekdError):
     """A saved file (weights, soft labels, cache) is missing, corrupt or incompatible."""
 
 
+class ExportError(FramekdError):
+    """A model cannot be exported for deployment (``framekd export``): the run, seed or
+    model is missing, a deployment package is not installed, or the exported model does
+    not reproduce the PyTorch model's outputs."""
+
+
+class TrainingError(FramekdError):
+    """Training diverged: a loss, an output or the weights became NaN or infinite. The
+    message names the epoch and the setting to change (e.g. the learning rate)."""
+
+
 class FramekdWarning(UserWarning):
     """Something the user should know about but that does not stop the run."""

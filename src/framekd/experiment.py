@@ -11,6 +11,13 @@
    (:mod:`framekd.distill`), time full-graph inference;
 5. aggregate mean ± std over seeds into ``metrics.json`` and ``results.md``.
 
+That is the transductive setting (``setting: transductive``, the default). With
+``setting: inductive`` (GLNN's production setting, :mod:`framekd.inductive`) step 3 moves into
+step 4: per seed, 20 % of the test nodes become unseen, the teacher, the knowledge and the
+students see the observed graph only (the knowledge is computed per seed, through the same
+cache), and at test time the full graph is restored; every model reports ``tran``, ``ind``
+and ``prod`` accuracies (``accuracy`` is ``prod``).
+
 Each finished seed is written atomically to ``OUT/seed_<i>/``; a re-run with the same
 configuration skips those seeds (resume), so an interrupted run loses at most the seed
 in progress. A seed in progress is claimed (:func:`claim_seed`), so two processes started
@@ -20,8 +27,6 @@ on the same ``OUT`` (one per core or GPU) split the seeds instead of repeating t
 from __future__ import annotations
 
 import copy
-import os
-import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -37,22 +42,21 @@ from torch_geometric.data import Data
 from framekd.config import RunConfig, config_hash
 from framekd.errors import CheckpointError, ConfigError
 from framekd.framelets import FrameletOperator, framelet_operator
+from framekd.inductive import PROD_WEIGHTS, UNSEEN_FRACTION
 from framekd.io import load_tensors, read_json, save_tensors, write_json, write_text
 from framekd.knowledge import KnowledgeSpec
-from framekd.models.registry import DISTILLED_MLP, ROW_ORDER, TEACHERS
+from framekd.models.registry import DISTILLED_MLP, TEACHERS
+from framekd.results import (  # noqa: F401 - part of this module's public API
+    CLAIM_FILE,
+    SeedResult,
+    _collect_busy,
+    _load_seed,
+    aggregate,
+    claim_seed,
+    results_table,
+    run_digest,
+)
 from framekd.timing import median_time
-
-#: A process running a seed holds this file in the seed's folder.
-CLAIM_FILE = "CLAIM"
-
-
-@dataclass
-class SeedResult:
-    """Per-model metrics of one seed: accuracy, train and inference seconds."""
-
-    seed: int
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def _device(rc: RunConfig) -> torch.device:
@@ -212,6 +216,7 @@ def _train_teacher(
 def _distil(
     name: str, data: Data, knowledge: Tensor, teacher_logp: Tensor, split: Any,
     rc: RunConfig, seed: int, progress: bool, *, lam: float | None = None,
+    distill_nodes: Tensor | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any], Tensor | None]:
     from framekd.distill import distill_student, predict_student
     from framekd.models import student_from_config
@@ -225,7 +230,7 @@ def _distil(
         student, data, k, teacher_logp, split,
         lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
         weight_decay=s.weight_decay, epochs=s.epochs, patience=s.patience,
-        batch_size=s.batch_size, seed=seed, progress=progress,
+        batch_size=s.batch_size, distill_nodes=distill_nodes, seed=seed, progress=progress,
     )
     infer = median_time(
         lambda: predict_student(student, data.x, k, batch_size=s.batch_size),
@@ -236,188 +241,213 @@ def _distil(
     return student, row, res.gates
 
 
+@dataclass
+class _Trained:
+    """What one seed trained: every model with its result row, the distilled teacher's soft
+    labels and the students' gates (on the training graph)."""
+
+    models: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = field(default_factory=dict)
+    teacher_logp: Tensor | None = None
+    gates: dict[str, Tensor] = field(default_factory=dict)
+
+
+def _train_all(
+    data: Data, knowledge: Tensor, split: Any, rc: RunConfig, seed: int, progress: bool,
+    operator: FrameletOperator, distill_nodes: Tensor | None = None,
+) -> _Trained:
+    """Train the teacher, the comparison teachers and every student on ``data``."""
+    out = _Trained()
+    tname = rc.teacher.name
+    teacher, row, out.teacher_logp = _train_teacher(tname, data, split, rc, seed, progress,
+                                                    operator)
+    out.models[tname] = (teacher, {"role": "teacher", **row})
+    for name in rc.baselines:
+        if name == tname:
+            continue
+        model, row, _ = _train_teacher(name, data, split, rc, seed, progress, operator)
+        out.models[name] = (model, {"role": "teacher", **row})
+    for name in rc.student.names:
+        if name == "mlp":
+            # The plain MLP learns from labels alone; GLNN is the same MLP distilled.
+            model, row, _ = _distil(name, data, knowledge, out.teacher_logp, split, rc, seed,
+                                    progress, lam=1.0, distill_nodes=distill_nodes)
+            out.models["mlp"] = (model, {"role": "student", **row})
+            name_out = DISTILLED_MLP
+        else:
+            name_out = name
+        model, row, g = _distil(name, data, knowledge, out.teacher_logp, split, rc, seed,
+                                progress, distill_nodes=distill_nodes)
+        out.models[name_out] = (model, {"role": "student", **row})
+        if g is not None:
+            out.gates[name_out] = g
+    return out
+
+
+def _save_seed(
+    seed_dir: Path, rc: RunConfig, data: Data, result: SeedResult, trained: _Trained,
+    knowledge_shape: Any, split: dict[str, Tensor], gates: dict[str, Tensor],
+) -> None:
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    save_tensors(seed_dir / "teacher_logp.safetensors", {"log_probs": trained.teacher_logp},
+                 {"teacher": rc.teacher.name, "seed": str(result.seed)})
+    shape = ",".join(str(v) for v in knowledge_shape)
+    for name, (model, _) in trained.models.items():
+        meta = {"model": name, "knowledge_shape": shape, "num_features": str(data.x.size(1)),
+                "num_classes": str(int(data.num_classes))}
+        if "smooth" in result.models.get(name, {}):
+            meta["smooth"] = result.models[name]["smooth"]  # chosen by validation
+        save_tensors(seed_dir / f"{name}.safetensors", model.state_dict(), meta)
+    if gates:
+        save_tensors(seed_dir / "gates.safetensors", gates)
+    save_tensors(seed_dir / "split.safetensors", split)
+    doc = {"seed": result.seed, "config_hash": run_digest(rc), "models": result.models,
+           "notes": result.notes}
+    if result.info:
+        doc["setting"] = rc.setting
+        doc["inductive"] = result.info
+    write_json(seed_dir / "metrics.json", doc)
+
+
 def run_seed(
-    data: Data, knowledge: Tensor, cfg: RunConfig | dict[str, Any], seed: int, seed_dir: Path,
-    *, progress: bool = False, operator: FrameletOperator | None = None,
+    data: Data, knowledge: Tensor | None, cfg: RunConfig | dict[str, Any], seed: int,
+    seed_dir: Path, *, progress: bool = False, operator: FrameletOperator | None = None,
+    cache_dir: Path | None = None, full_knowledge: Callable[[], Tensor] | None = None,
 ) -> SeedResult:
     """Train teacher, comparison teachers and students for one seed; save everything.
 
-    ``operator`` is the framelet operator the knowledge was computed with (default: the
-    graph's, :func:`graph_operator`); the framelet teachers train with it.
+    ``operator`` is the framelet operator of ``data`` (default: :func:`graph_operator`);
+    the knowledge was computed with it and the framelet teachers train with it.
+
+    Transductive setting: ``knowledge`` is the graph's knowledge. Inductive setting
+    (:func:`run_seed_inductive`): ``knowledge`` is the full graph's knowledge if it is at
+    hand, else ``None`` (then ``full_knowledge`` or :func:`compute_knowledge` gives it when
+    the test nodes need it); ``cache_dir`` caches the observed graph's knowledge.
     """
     from framekd.splits import make_split
 
     rc = _typed(cfg)
     if operator is None:
         operator = graph_operator(rc, data)
+    if rc.setting == "inductive":
+        if full_knowledge is None:
+            full_knowledge = _Lazy(
+                lambda: knowledge if knowledge is not None else compute_knowledge(
+                    data, rc, cache_dir=cache_dir, device=data.x.device, operator=operator)[0])
+        return run_seed_inductive(data, rc, seed, seed_dir, progress=progress,
+                                  operator=operator, cache_dir=cache_dir,
+                                  full_knowledge=full_knowledge)
     split = make_split(data, rc.protocol, seed)
     result = SeedResult(seed=seed, notes=list(split.notes))
-    weights: dict[str, dict[str, Tensor]] = {}
-
-    tname = rc.teacher.name
-    teacher, row, teacher_logp = _train_teacher(tname, data, split, rc, seed, progress, operator)
-    result.models[tname] = {"role": "teacher", **row}
-    weights[tname] = teacher.state_dict()
-    for name in rc.baselines:
-        if name == tname:
-            continue
-        model, row, _ = _train_teacher(name, data, split, rc, seed, progress, operator)
-        result.models[name] = {"role": "teacher", **row}
-        weights[name] = model.state_dict()
-
-    gates: dict[str, Tensor] = {}
-    for name in rc.student.names:
-        if name == "mlp":
-            # The plain MLP learns from labels alone; GLNN is the same MLP distilled.
-            model, row, _ = _distil(name, data, knowledge, teacher_logp, split, rc, seed,
-                                    progress, lam=1.0)
-            result.models["mlp"] = {"role": "student", **row}
-            weights["mlp"] = model.state_dict()
-            name_out = DISTILLED_MLP
-        else:
-            name_out = name
-        model, row, g = _distil(name, data, knowledge, teacher_logp, split, rc, seed, progress)
-        result.models[name_out] = {"role": "student", **row}
-        weights[name_out] = model.state_dict()
-        if g is not None:
-            gates[name_out] = g
-
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    save_tensors(seed_dir / "teacher_logp.safetensors", {"log_probs": teacher_logp},
-                 {"teacher": tname, "seed": str(seed)})
-    shape = ",".join(str(v) for v in knowledge.shape)
-    for name, state in weights.items():
-        meta = {"model": name, "knowledge_shape": shape, "num_features": str(data.x.size(1)),
-                "num_classes": str(int(data.num_classes))}
-        if "smooth" in result.models.get(name, {}):
-            meta["smooth"] = result.models[name]["smooth"]  # chosen by validation
-        save_tensors(seed_dir / f"{name}.safetensors", state, meta)
-    if gates:
-        save_tensors(seed_dir / "gates.safetensors", gates)
-    save_tensors(seed_dir / "split.safetensors",
-                 {"train": split.train, "val": split.val, "test": split.test})
-    write_json(seed_dir / "metrics.json", {
-        "seed": seed, "config_hash": rc.digest, "models": result.models,
-        "notes": result.notes,
-    })
+    trained = _train_all(data, knowledge, split, rc, seed, progress, operator)
+    result.models = {name: row for name, (_, row) in trained.models.items()}
+    _save_seed(seed_dir, rc, data, result, trained, knowledge.shape,
+               {"train": split.train, "val": split.val, "test": split.test}, trained.gates)
     return result
 
 
-def _load_seed(seed_dir: Path, cfg: dict[str, Any]) -> SeedResult | None:
-    path = seed_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    try:
-        saved = read_json(path)
-    except CheckpointError:
-        return None  # unreadable: the seed is run again
-    if saved.get("config_hash") != config_hash(cfg):
-        raise ConfigError(
-            f"{seed_dir} holds results of a different configuration; use another --out "
-            "directory or pass --force to overwrite"
-        )
-    return SeedResult(seed=int(saved["seed"]), models=saved["models"],
-                      notes=saved.get("notes", []))
+class _Lazy:
+    """A value computed on the first call and kept."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn, self._done, self._value = fn, False, None
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._fn(), True
+        return self._value
 
 
-def claim_seed(seed_dir: str | Path) -> Path | None:
-    """Claim a seed for this process: the path of the claim file, or ``None`` when taken.
+def run_seed_inductive(
+    data: Data, cfg: RunConfig | dict[str, Any], seed: int, seed_dir: Path, *,
+    progress: bool = False, operator: FrameletOperator | None = None,
+    cache_dir: Path | None = None, full_knowledge: Callable[[], Tensor] | None = None,
+) -> SeedResult:
+    """One seed of the inductive setting (the protocol is :mod:`framekd.inductive`'s).
 
-    The claim is ``seed_dir/CLAIM`` (host and process id), created atomically, so several
-    ``framekd run`` processes on one ``--out`` split the seeds between them. A claim whose
-    process is gone (same host, no such process id) is stale and taken over; the caller
-    deletes the file when the seed is finished or has failed.
+    ``data`` is the full graph and ``operator`` its framelet operator (used at test time);
+    ``full_knowledge()`` returns the full graph's knowledge when the test nodes' rows are
+    taken from it (:func:`framekd.inductive.knowledge_at_test_time`). Training runs on
+    :func:`framekd.inductive.observed_graph` with its own operator and knowledge (cached in
+    ``cache_dir`` by graph hash). Every model's row holds ``accuracy`` (= prod),
+    ``tran_accuracy`` and ``ind_accuracy``; a teacher's ``inference_seconds`` is its
+    full-graph forward pass, a student's its pass over the test nodes' rows.
     """
-    seed_dir = Path(seed_dir)
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    path = seed_dir / CLAIM_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if _claim_alive(path):
-                return None
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        return path
-    return None
-
-
-def _claim_alive(path: Path) -> bool:
-    try:
-        host, pid = path.read_text().split()
-        pid = int(pid)
-    except (OSError, ValueError):
-        return False  # unreadable or half-written by a process that died
-    if host != socket.gethostname() or os.name != "posix":
-        return True  # cannot check another machine's processes: assume it is running
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _collect_busy(out: Path, busy: list[int], cfg: dict[str, Any],
-                  log: Callable[[str], None]) -> list[SeedResult]:
-    """The seeds other processes held during the loop, as far as they have finished."""
-    found = [r for r in (_load_seed(out / f"seed_{s}", cfg) for s in busy) if r is not None]
-    missing = sorted(set(busy) - {r.seed for r in found})
-    if missing:
-        log(f"framekd: seed(s) {', '.join(map(str, missing))} are being run by another "
-            f"process ({CLAIM_FILE} in their folder under {out}); this table leaves them "
-            "out: run the same command again once that process has finished")
-    return found
-
-
-def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any]) -> dict:
-    """The ``metrics.json`` document: per-model mean ± std over seeds."""
-    names = [n for n in ROW_ORDER if any(n in s.models for s in seeds)]
-    models = {}
-    for name in names:
-        rows = [s.models[name] for s in seeds if name in s.models]
-        acc = [float(r["accuracy"]) for r in rows]
-        models[name] = {
-            "role": rows[0]["role"],
-            "accuracy_mean": statistics.fmean(acc),
-            "accuracy_std": statistics.pstdev(acc) if len(acc) > 1 else 0.0,
-            "accuracy": acc,
-            "train_seconds": statistics.fmean(float(r["train_seconds"]) for r in rows),
-            "inference_seconds": statistics.fmean(float(r["inference_seconds"]) for r in rows),
-        }
-    return {
-        "dataset": str(cfg["dataset"]),
-        "protocol": cfg["protocol"],
-        "seeds": [s.seed for s in seeds],
-        "models": models,
-        **extra,
-    }
-
-
-def results_table(metrics: dict[str, Any]) -> str:
-    """A Markdown table of ``metrics`` (accuracy in %, times in seconds / milliseconds)."""
-    head = (
-        f"**{metrics['dataset']}**, protocol `{metrics['protocol']}`, "
-        f"{len(metrics['seeds'])} seed(s); test accuracy mean ± std (%)\n\n"
-        "| model | role | accuracy | train (s) | inference (ms) |\n"
-        "|---|---|---:|---:|---:|\n"
+    from framekd.distill import predict_student, predict_teacher
+    from framekd.inductive import (
+        inductive_split,
+        knowledge_at_test_time,
+        observed_graph,
+        production_scores,
     )
-    lines = []
-    for name, m in metrics["models"].items():
-        lines.append(
-            f"| {name} | {m['role']} | {100 * m['accuracy_mean']:.2f} ± "
-            f"{100 * m['accuracy_std']:.2f} | {m['train_seconds']:.2f} | "
-            f"{1000 * m['inference_seconds']:.2f} |"
-        )
-    foot = ""
-    if "knowledge_seconds" in metrics:
-        foot = (f"\nKnowledge precompute ({metrics.get('knowledge_mode')}): "
-                f"{metrics['knowledge_seconds']:.2f} s, once per graph, not in inference.\n")
-    return head + "\n".join(lines) + "\n" + foot
+    from framekd.models import teacher_from_config
+    from framekd.receptive import receptive_field
+
+    rc = _typed(cfg)
+    device = data.x.device
+    if operator is None:
+        operator = graph_operator(rc, data)
+    if full_knowledge is None:
+        full_knowledge = _Lazy(lambda: compute_knowledge(
+            data, rc, cache_dir=cache_dir, device=device, operator=operator)[0])
+    isplit = inductive_split(data, rc.protocol, seed)
+    split = isplit.training_split()
+    result = SeedResult(seed=seed, notes=list(split.notes))
+
+    # Training: the observed graph only.
+    observed = observed_graph(data, isplit.unseen)
+    obs_operator = graph_operator(rc, observed)
+    knowledge, k_seconds = compute_knowledge(observed, rc, cache_dir=cache_dir, device=device,
+                                             operator=obs_operator)
+    trained = _train_all(observed, knowledge, split, rc, seed, progress, obs_operator,
+                         distill_nodes=isplit.observed)
+
+    # Test time: the full graph.
+    spec = knowledge_spec(rc, data)
+    test_nodes = isplit.test_nodes.to(device)
+    k_test, k_info = knowledge_at_test_time(data, isplit.test_nodes, spec, operator,
+                                            full_knowledge=full_knowledge)
+    timing = {"repeats": 5, "warmup": 1, "device": device}
+    d, c = data.x.size(1), int(data.num_classes)
+    xs, batch = data.x[test_nodes], rc.student.batch_size
+    gates: dict[str, Tensor] = {}
+    for name, (model, row) in trained.models.items():
+        row = dict(row)
+        if row["role"] == "teacher":
+            full = teacher_from_config(name, rc, d, c, operator=operator,
+                                       smooth=row.get("smooth")).to(device)
+            full.load_state_dict(model.state_dict())
+            logits = predict_teacher(full, data)
+            row["inference_seconds"] = median_time(lambda m=full: predict_teacher(m, data),
+                                                   **timing)
+        else:
+            k = None if name in ("mlp", DISTILLED_MLP) else k_test
+            out = predict_student(model, xs, k, batch_size=batch)
+            logits = out.logits
+            if out.gates is not None:
+                gates[name] = out.gates
+            row["inference_seconds"] = median_time(
+                lambda m=model, k=k: predict_student(m, xs, k, batch_size=batch), **timing)
+        scores = production_scores(logits, data.y, isplit)
+        row.update(accuracy=scores["prod"], tran_accuracy=scores["tran"],
+                   ind_accuracy=scores["ind"])
+        result.models[name] = row
+    if gates:
+        gates["test_nodes"] = isplit.test_nodes
+    unseen_field = receptive_field(data.edge_index, data.num_nodes, isplit.unseen, spec,
+                                   operator=operator)
+    result.info = {
+        "unseen_fraction": UNSEEN_FRACTION,
+        "unseen": int(isplit.unseen.numel()),
+        "observed_test": int(isplit.observed_test.numel()),
+        "observed_edges": int(observed.edge_index.size(1)) // 2,
+        "knowledge_seconds": k_seconds,
+        "test_knowledge": k_info,
+        "unseen_receptive_field": unseen_field.to_dict(),
+    }
+    _save_seed(seed_dir, rc, data, result, trained, knowledge.shape,
+               {"train": split.train, "val": split.val, "test": isplit.split.test,
+                "unseen": isplit.unseen}, gates)
+    return result
 
 
 def run_experiment(
@@ -463,11 +493,21 @@ def run_experiment(
     write_text(out / "config.yaml", yaml.safe_dump(dict(rc.raw), sort_keys=False))
 
     operator = graph_operator(rc, data)
-    knowledge, k_seconds = compute_knowledge(data, rc, cache_dir=cache, device=device,
-                                             operator=operator)
+    inductive = rc.setting == "inductive"
+    if inductive:
+        # Training knowledge is per seed (the observed graph); the full graph's is computed
+        # once, and only if the test nodes' rows are taken from it.
+        knowledge, k_seconds = None, None
+        full = _Lazy(lambda: compute_knowledge(data, rc, cache_dir=cache, device=device,
+                                               operator=operator)[0])
+    else:
+        knowledge, k_seconds = compute_knowledge(data, rc, cache_dir=cache, device=device,
+                                                 operator=operator)
+        full = None
     seeds: list[SeedResult] = []
     busy: list[int] = []
-    bar = tqdm(range(rc.seeds), desc=f"{rc.dataset} seeds", disable=not progress)
+    # disable=None: bars only on a terminal (a redirected log holds no redraws).
+    bar = tqdm(range(rc.seeds), desc=f"{rc.dataset} seeds", disable=None if progress else True)
     for seed in bar:
         seed_dir = out / f"seed_{seed}"
         done = None if force else _load_seed(seed_dir, rc.raw)
@@ -481,13 +521,26 @@ def run_experiment(
                 done = None if force else _load_seed(seed_dir, rc.raw)
                 if done is None:
                     done = run_seed(data, knowledge, rc, seed, seed_dir, progress=progress,
-                                    operator=operator)
+                                    operator=operator, cache_dir=cache, full_knowledge=full)
             finally:
                 claim.unlink(missing_ok=True)
         seeds.append(done)
     seeds = sorted(seeds + _collect_busy(out, busy, rc.raw, log), key=lambda r: r.seed)
-    extra = {"knowledge_seconds": k_seconds, "knowledge_mode": knowledge_mode(rc, data),
-             "knowledge_shape": list(knowledge.shape), "config_hash": rc.digest, **info}
+    spec = knowledge_spec(rc, data)
+    extra = {"knowledge_mode": spec.mode}
+    if inductive:
+        shape = [operator.num_channels, spec.powers, data.num_nodes,
+                 spec.width(data.num_nodes, data.x)]
+        per_seed = [{"seed": s.seed, **s.info} for s in seeds if s.info]
+        if per_seed:
+            extra["knowledge_seconds"] = statistics.fmean(
+                s["knowledge_seconds"] for s in per_seed)
+        extra["inductive"] = {"unseen_fraction": UNSEEN_FRACTION,
+                              "prod_weights": list(PROD_WEIGHTS), "per_seed": per_seed}
+    else:
+        shape = list(knowledge.shape)
+        extra["knowledge_seconds"] = k_seconds
+    extra.update(knowledge_shape=shape, config_hash=run_digest(rc), **info)
     notes = sorted({n for s in seeds for n in s.notes})
     if notes:
         extra["split_notes"] = notes

@@ -127,6 +127,11 @@ def check_features(x: Tensor, num_nodes: int) -> None:
             f"features x have {x.size(0)} rows but the graph has {num_nodes} nodes; "
             "give exactly one feature row per node"
         )
+    if x.size(1) == 0:
+        raise GraphError(
+            f"features x have 0 columns (shape {list(x.shape)}); give at least one feature per "
+            "node (without features, a column of ones will do: torch.ones(N, 1))"
+        )
     if not x.dtype.is_floating_point:
         raise GraphError(f"features x must be floating point, got {x.dtype}; cast with .float()")
     bad = ~torch.isfinite(x)
@@ -160,6 +165,15 @@ def check_labels(y: Tensor, num_nodes: int, num_classes: int | None = None) -> i
     if labelled.numel() == 0:
         raise GraphError("labels y has no labelled node (all -1); label at least two classes")
     inferred = int(labelled.max()) + 1
+    if num_classes is None and inferred > num_nodes:
+        # The class count is the largest label + 1; a label beyond the node count cannot be
+        # a class id 0..C-1 (and would make every later stage loop or allocate over it).
+        node = int((y == inferred - 1).nonzero()[0])
+        raise GraphError(
+            f"labels y has value {inferred - 1} at node {node} but the graph has only "
+            f"{num_nodes} nodes; labels must be class ids 0..C-1 (-1 for unlabelled): "
+            "renumber them, e.g. torch.unique(y, return_inverse=True)"
+        )
     if num_classes is not None and inferred > num_classes:
         node = int((y >= num_classes).nonzero()[0])
         raise GraphError(

@@ -20,6 +20,10 @@ knowledge of power k is :math:`K_c^k M`, in one of three modes:
 All three are computed by repeated matrix-free products over column blocks of M (never a
 dense N×N power), costing :math:`O(k \cdot \mathrm{nnz} \cdot \mathrm{width})` time.
 :func:`cached_graph_knowledge` and :class:`KnowledgeTransform` add an on-disk cache.
+
+:func:`knowledge_rows` computes the knowledge of a few nodes only, from their receptive field
+(:func:`knowledge_radius` hops, :func:`receptive_field`): how the inductive setting
+(:mod:`framekd.inductive`) gets the knowledge of nodes that arrive after training.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ from framekd.plots import (
     plot_sweep_accuracy,
 )
 
-__all__ = ["StudyContext", "analyze_dataset", "analyze_geometry", "analyze_sweep"]
+__all__ = ["StudyContext", "analyze_dataset", "analyze_geometry", "analyze_sweep",
+           "check_sweep_spec"]
 
 
 class StudyContext:
@@ -61,7 +62,8 @@ class StudyContext:
 
         self.log(f"  run {slug}")
         return run_experiment(cfg, self.work / slug, data=data, progress=False,
-                              log=lambda m: None)
+                              log=lambda m: self.log(m) if str(m).startswith("framekd: ")
+                              else None)
 
 
 def _slug(name: str) -> str:
@@ -232,6 +234,9 @@ def analyze_sweep(
     """Train teacher + FMLP-S + FMLP-O per homophily level and realisation; gates vs h."""
     from torch_geometric.utils import homophily
 
+    if csbm is not None:
+        csbm = check_sweep_spec(csbm)
+
     from framekd.analysis import channel_name, gate_statistics
     from framekd.data import load_dataset
     from framekd.framelets import framelet_channels
@@ -287,6 +292,30 @@ def analyze_sweep(
     report = {"levels": list(levels), "realisations": realisations, "records": records,
               "curves": curves, "verdicts": verdicts}
     return report, "\n".join(text)
+
+
+def check_sweep_spec(spec: str) -> str:
+    """The csbm spec of a homophily sweep, checked: a ``csbm:...`` spec whose every option is
+    valid and that leaves ``h`` (set per level) and ``seed`` (set per realisation) to the
+    sweep. Raises :class:`~framekd.errors.ConfigError` otherwise."""
+    from framekd.data.csbm import _ALIASES, parse_csbm_spec
+    from framekd.errors import ConfigError
+
+    text = str(spec).strip()
+    head, sep, body = text.partition(":")
+    if head.strip().lower() != "csbm":
+        raise ConfigError(f"--csbm-sweep expects a csbm spec such as csbm:n=1000,c=5,d=8,f=32, "
+                          f"got {text!r}")
+    parse_csbm_spec(text)  # every option known, valid and given once
+    fixed = [item.strip() for item in body.split(",")
+             if _ALIASES.get(item.partition("=")[0].strip().lower()) in ("homophily", "seed")]
+    if fixed:
+        raise ConfigError(
+            f"--csbm-sweep {text}: the sweep sets h per level and seed per realisation, so "
+            f"{', '.join(fixed)} would be ignored; remove {'it' if len(fixed) == 1 else 'them'} "
+            "from the spec"
+        )
+    return "csbm:" + body.strip()
 
 
 def _sweep_curves(records: list[dict], names: Sequence[str]) -> dict[str, dict]:

@@ -69,18 +69,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
+def parse_depths(text: str, quick: bool = False) -> list[int]:
+    """``--depths`` as a list of positive integers (``--quick`` turns the default into 2,4)."""
+    from framekd.errors import ConfigError
+
+    raw = "2,4" if quick and text == "2,4,6" else str(text)
+    items = [d.strip() for d in raw.split(",") if d.strip()]
+    try:
+        depths = [int(d) for d in items]
+    except ValueError:
+        depths = []
+    if not depths or any(d < 1 for d in depths):
+        raise ConfigError(f"--depths expects comma-separated positive integers such as 2,4,6, "
+                          f"got {text!r}")
+    return depths
+
+
 def handle(args: argparse.Namespace) -> int:
+    from framekd.cli import make_log
     from framekd.errors import ConfigError
     from framekd.io import write_json, write_text
-    from framekd.studies import StudyContext, analyze_dataset, analyze_geometry, analyze_sweep
+    from framekd.studies import (
+        StudyContext,
+        analyze_dataset,
+        analyze_geometry,
+        analyze_sweep,
+        check_sweep_spec,
+    )
 
     if args.seeds < 1 or args.realisations < 1:
         raise ConfigError("--seeds and --realisations must be >= 1")
+    # Every argument is checked before the first (long) training run starts.
+    depths = parse_depths(args.depths, args.quick)
+    if args.csbm_sweep is not None:
+        check_sweep_spec(args.csbm_sweep)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     work = args.work or out / "runs"
     overrides = (list(QUICK_SETTINGS) if args.quick else []) + list(args.set)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    log = make_log(args.quiet)
     ctx = StudyContext(out=out, work=work, overrides=overrides, seeds=args.seeds, log=log)
 
     sections, report = [], {}
@@ -96,8 +123,6 @@ def handle(args: argparse.Namespace) -> int:
         sections.append(text)
     if not args.no_geometry:
         name = args.geometry or args.dataset or "cornell"
-        depths = [int(d) for d in ("2,4" if args.quick and args.depths == "2,4,6"
-                                   else args.depths).split(",") if d.strip()]
         report["geometry"], text = analyze_geometry(ctx, name, depths)
         sections.append(text)
     header = ("# framekd analyze\n\nCommand: `framekd analyze "

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated protocols, each used where it applies (default: "
                    "%(default)s)")
     a.add_argument("--no-sdrf", action="store_true", help="skip the SDRF runs")
+    a.add_argument("--setting", choices=("transductive", "inductive"),
+                   help="transductive (default) or inductive (GLNN's production setting; "
+                   "accuracy is prod = 0.8 tran + 0.2 ind); same as --set setting=...")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="configuration override for every run, e.g. teacher.epochs=100")
     a.add_argument("--out", type=Path, default=Path("bench/accuracy"),
@@ -103,8 +106,10 @@ def handle_accuracy(args: argparse.Namespace) -> int:
         accuracy_benchmark,
         accuracy_markdown,
         accuracy_plan,
+        job_config,
         write_csv,
     )
+    from framekd.cli import show_progress
     from framekd.data import REAL_DATASETS, is_available
     from framekd.errors import ConfigError
     from framekd.io import write_text
@@ -121,8 +126,10 @@ def handle_accuracy(args: argparse.Namespace) -> int:
         raise ConfigError(f"no run applies: protocols {protocols} fit none of {datasets}")
     print(f"bench accuracy: {len(jobs)} run(s) x {args.seeds} seed(s) into {args.out}/runs/",
           flush=True)
-    rows = accuracy_benchmark(jobs, args.out, seeds=args.seeds, overrides=args.set,
-                              progress=not args.quiet)
+    overrides = [*([f"setting={args.setting}"] if args.setting else []), *args.set]
+    job_config(jobs[0], args.seeds, overrides)  # a bad --set: one line and exit 2, up front
+    rows = accuracy_benchmark(jobs, args.out, seeds=args.seeds, overrides=overrides,
+                              progress=show_progress(args.quiet))
     text = accuracy_markdown(rows)
     write_text(args.out / "accuracy.md", text)
     write_csv(args.out / "accuracy.csv", rows, ACCURACY_COLUMNS)

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.names or list(DATASETS)
     rows = []
     for name in tqdm(names, desc="datasets", unit="set", file=sys.stderr,
-                     disable=not sys.stderr.isatty(), leave=False):
+                     disable=None, leave=False):  # None: drawn only on a terminal
         rows.append(_row(name, args.root, use_cache=not args.no_cache))
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -35,16 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from framekd.cli import make_log, show_progress
     from framekd.config import resolve
+    from framekd.errors import ConfigError
     from framekd.experiment import results_table, run_experiment
 
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    # Bars only on a terminal (`make demo > demo.log 2>&1` holds no redraws); the run's own
+    # progress lines are not shown, its `framekd: ` notices always are.
+    progress, log = show_progress(args.quiet), make_log(quiet=True)
     with tempfile.TemporaryDirectory(prefix="framekd-demo-") as tmp:
         root = args.out or Path(tmp)
         for kind, spec in GRAPHS.items():
             cfg = resolve(spec, flags={"seeds": args.seeds}, overrides=DEMO_SETTINGS)
             print(f"\n== {kind} graph: {spec}")
-            metrics = run_experiment(cfg, root / kind, progress=not args.quiet,
-                                     cache_dir=root / "cache", log=lambda m: None)
+            metrics = run_experiment(cfg, root / kind, progress=progress,
+                                     cache_dir=root / "cache", log=log)
             print(results_table(metrics))
         if args.out:
             print(f"results written to {args.out}/")

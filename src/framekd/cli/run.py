@@ -8,6 +8,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     from framekd.config import KNOWLEDGE_MODES, PROTOCOLS, TEACHERS
+    from framekd.inductive import SETTINGS
 
     p = sub.add_parser(
         "run",
@@ -22,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--students", help="comma-separated: mlp,fmlp-s,fmlp-o")
     p.add_argument("--protocol", choices=PROTOCOLS)
     p.add_argument("--seeds", type=int, help="number of seeds / splits (default 10)")
+    p.add_argument("--setting", choices=SETTINGS,
+                   help="transductive (default: every node and edge seen in training) or "
+                   "inductive (GLNN's production setting: 20%% of the test nodes and their "
+                   "edges unseen until test time; reports prod, tran and ind accuracy)")
     p.add_argument("--knowledge", choices=KNOWLEDGE_MODES,
                    help="graph knowledge handed to the students (default auto: features "
                    "when they take at most 1 GiB, else sketch)")
@@ -44,7 +49,7 @@ def flags_from_args(args: argparse.Namespace) -> dict:
     if args.students:
         names = [s.strip() for s in args.students.split(",") if s.strip()]
         flags["student"] = {"names": names}
-    for key in ("protocol", "seeds", "device"):
+    for key in ("protocol", "seeds", "device", "setting"):
         if getattr(args, key) is not None:
             flags[key] = getattr(args, key)
     if args.knowledge:
@@ -61,8 +66,10 @@ def handle(args: argparse.Namespace) -> int:
     cfg = resolve(args.dataset, config_file=args.config, flags=flags_from_args(args),
                   overrides=args.set)
     out = args.out or Path("runs") / str(args.dataset).replace("/", "_").replace(":", "_")
-    log = (lambda msg: None) if args.quiet else print
-    metrics = run_experiment(cfg, out, force=args.force, progress=not args.quiet, log=log)
+    from framekd.cli import make_log, show_progress
+
+    metrics = run_experiment(cfg, out, force=args.force, progress=show_progress(args.quiet),
+                             log=make_log(args.quiet))
     print(results_table(metrics))
     print(f"results written to {out}/ (metrics.json, results.md, config.yaml, seed_*/)")
     return 0

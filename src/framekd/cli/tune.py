@@ -26,6 +26,8 @@ its preset written.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from framekd.config import PROTOCOLS
+
     p = sub.add_parser(
         "tune",
         help="search teacher / student / SDRF settings with Optuna; write a run preset",
@@ -53,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "runs/tune/<study name>)")
     p.add_argument("--study-name", metavar="NAME",
                    help="default: framekd-<dataset>-<teacher>[-<students>]")
-    p.add_argument("--protocol", choices=("fgkd", "geom", "public", "cpf"),
+    p.add_argument("--protocol", choices=PROTOCOLS,
                    help="split protocol (default: the configuration's, fgkd)")
     p.add_argument("--folds", type=int, default=3, metavar="K",
                    help="splits per trial, seeds 0..k-1 (default 3)")

@@ -62,6 +62,13 @@ def parse_csbm_spec(spec: str) -> dict:
             number = float(value)
         except ValueError:
             raise ConfigError(f"csbm option {key}={value!r} in '{spec}' is not a number") from None
+        if name in params:
+            raise ConfigError(
+                f"csbm option {key.strip()} is given twice in '{spec}' (as {name}); give each "
+                "option once"
+            )
+        if not math.isfinite(number):
+            raise ConfigError(f"csbm option {key}={value} in '{spec}' must be a finite number")
         if name in _INTS:
             if not number.is_integer():
                 raise ConfigError(f"csbm option {key}={value} in '{spec}' must be an integer")
@@ -143,6 +150,8 @@ def csbm(num_nodes: int = 1000, num_classes: int = 2, avg_degree: float = 10.0,
         sorted symmetric ``edge_index`` and ``num_classes``.
     """
     _check(num_nodes, num_classes, avg_degree, homophily, feature_signal, num_features)
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ConfigError(f"csbm seed must be an integer >= 0, got {seed}")
     n, c = int(num_nodes), int(num_classes)
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n, dtype=np.int64) % c)

@@ -39,10 +39,25 @@ def cache_root() -> Path:
     """Writable root for PyG working copies, statistics and knowledge caches."""
     env = os.environ.get("FRAMEKD_CACHE")
     if env:
-        return Path(env).expanduser()
+        return _folder(Path(env).expanduser(), "FRAMEKD_CACHE")
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "framekd"
+    if xdg:
+        return _folder(Path(xdg).expanduser(), "XDG_CACHE_HOME") / "framekd"
+    return Path.home() / ".cache" / "framekd"
+
+
+def _folder(path: Path, variable: str) -> Path:
+    """``path`` unless it, or the first existing folder above it, is not a folder."""
+    found = path
+    while not found.exists() and found.parent != found:
+        found = found.parent
+    if found.exists() and not found.is_dir():
+        where = "is" if found == path else f"lies under {found}, which is"
+        raise ConfigError(
+            f"{variable}={path} {where} a file, not a folder; point {variable} at a folder "
+            "(it is created when missing)"
+        )
+    return path
 
 
 def data_root(root: PathLike | None = None) -> Path:

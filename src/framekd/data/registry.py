@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: Protocols (see :mod:`framekd.splits`) that make sense for every labelled graph.
-RANDOM_PROTOCOLS = ("fgkd", "cpf")
+RANDOM_PROTOCOLS = ("fgkd", "cpf", "random")
 
 SYN_CORA_LEVELS = ("0.00", "0.10", "0.20", "0.30", "0.40", "0.50", "0.60", "0.70", "0.80",
                    "0.90", "0.99", "1.00")
@@ -60,7 +60,7 @@ def _planetoid(name: str, static: dict) -> DatasetInfo:
     geom += _geom_splits(f"Planetoid/{name}/geom-gcn/raw", low)
     return DatasetInfo(
         name=low, family="Planetoid", kind="homophilic",
-        protocols=("fgkd", "geom", "public", "cpf"), folder=f"Planetoid/{name}",
+        protocols=("fgkd", "geom", "public", "cpf", "random"), folder=f"Planetoid/{name}",
         raw_files=raw, pyg=("Planetoid", {"name": name}), static=static, optional_files=geom,
     )
 
@@ -69,7 +69,7 @@ def _geom_text(name: str, family: str, folder: str, raw_dir: str, stem: str,
                pyg: tuple[str, dict], static: dict) -> DatasetInfo:
     raw = (f"{raw_dir}/out1_node_feature_label.txt", f"{raw_dir}/out1_graph_edges.txt")
     return DatasetInfo(
-        name=name, family=family, kind="heterophilic", protocols=("fgkd", "geom", "cpf"),
+        name=name, family=family, kind="heterophilic", protocols=("fgkd", "geom", "cpf", "random"),
         folder=folder, raw_files=raw + _geom_splits(raw_dir, stem), pyg=pyg, directed=True,
         static=static,
     )

@@ -39,13 +39,17 @@ def _measure(data, name: str) -> dict:
     from torch_geometric.utils import homophily
 
     labelled = data.y >= 0
+    classes = data["num_classes"] if "num_classes" in data else int(data.y[labelled].max()) + 1
+    edges = int(data.edge_index.size(1))
     return dict(
         name=name,
         nodes=int(data.num_nodes),
-        edges=int(data.edge_index.size(1)),
+        edges=edges,
         features=int(data.x.size(1)),
-        classes=int(data.y[labelled].max()) + 1,
-        homophily=round(float(homophily(data.edge_index, data.y, method="edge")), 4),
+        classes=int(classes),
+        # No edges: homophily is undefined (shown as '-', never as nan).
+        homophily=round(float(homophily(data.edge_index, data.y, method="edge")), 4)
+        if edges else None,
     )
 
 

@@ -1,0 +1,120 @@
+"""The finished run an export starts from: checks of the requested formats and of the ONNX
+packages, the run's configuration, weights, metrics and test split, and its graph and
+knowledge as ``framekd run`` prepared them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor
+
+from framekd.errors import CheckpointError, ConfigError, ExportError
+from framekd.export.constants import _INSTALL_HINT, EXPORTABLE, FORMATS
+
+
+def _check_formats(formats: Sequence[str] | str, quantize: bool) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = [f for f in formats.split(",") if f.strip()]
+    out = tuple(dict.fromkeys(str(f).strip().lower() for f in formats))
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise ConfigError(f"unknown export format(s) {', '.join(bad) or '(none)'}; "
+                          f"choose from {', '.join(FORMATS)}")
+    if quantize and "onnx" not in out:
+        raise ConfigError("int8 quantisation works on the ONNX model: add the onnx format")
+    return out
+
+
+def _require_onnx() -> None:
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError as err:
+            raise ExportError(f"ONNX export needs the {module!r} package; {_INSTALL_HINT}") \
+                from err
+
+
+def _load_run(run_dir: Path, seed: int, name: str) -> dict[str, Any]:
+    """Configuration, weights, metrics and test split of ``name`` in seed ``seed``."""
+    from framekd.config import RunConfig
+    from framekd.experiment import load_trained
+    from framekd.io import load_tensors, read_json
+
+    if not (run_dir / "config.yaml").is_file():
+        raise ExportError(f"{run_dir} is not a framekd run (no config.yaml); pass the --out "
+                          "folder of a finished `framekd run`")
+    seed_dir = run_dir / f"seed_{seed}"
+    if not (seed_dir / "metrics.json").is_file():
+        done = sorted(int(p.parent.name[5:]) for p in run_dir.glob("seed_*/metrics.json")
+                      if p.parent.name[5:].isdigit())
+        raise ExportError(f"seed {seed} of {run_dir} is not finished (no seed_{seed}/"
+                          f"metrics.json); finished seeds: {', '.join(map(str, done)) or 'none'}")
+    weights = seed_dir / f"{name}.safetensors"
+    if not weights.is_file():
+        trained = sorted(p.stem for p in seed_dir.glob("*.safetensors")
+                         if p.stem in EXPORTABLE)
+        raise ExportError(f"{run_dir} seed {seed} has no trained {name!r} "
+                          f"({weights.name} missing); trained students: "
+                          f"{', '.join(trained) or 'none'}")
+    try:
+        raw = yaml.safe_load((run_dir / "config.yaml").read_text())
+        rc = RunConfig.from_dict(raw)
+    except (OSError, yaml.YAMLError, ConfigError, KeyError, TypeError) as err:
+        raise ExportError(f"{run_dir}/config.yaml is not a valid configuration: {err}") from err
+    try:
+        student = load_trained(run_dir, seed, name)
+        split = load_tensors(seed_dir / "split.safetensors")
+        seed_metrics = read_json(seed_dir / "metrics.json")
+    except CheckpointError as err:
+        raise ExportError(str(err)) from err
+    if "test" not in split or split["test"].numel() == 0:
+        raise ExportError(f"{seed_dir}/split.safetensors has no test nodes to check the "
+                          "export on")
+    # Students multiply mostly-zero features as a sparse CSR matrix (SparseInput), chosen on
+    # each call from x's row count and a count of its non-zeros. torch.export cannot trace
+    # that data-dependent choice (GuardOnDataDependentSymNode) and would pin the batch below
+    # SparseInput's row threshold; ONNX has no CSR inputs either. The dense product is the
+    # same function (up to float rounding), so the exported graph is built from it.
+    # load_trained builds students with the default density: turn the sparse path off here.
+    student._sparse_input.max_density = 0.0
+    student.eval()  # no dropout in the exported graph
+    return {"dir": run_dir, "seed": int(seed), "seed_dir": seed_dir, "weights": weights,
+            "raw": raw, "rc": rc, "model": student, "test": split["test"].long(),
+            "seed_metrics": seed_metrics}
+
+
+def _graph_and_knowledge(
+    run: dict[str, Any], uses_knowledge: bool, knowledge: Tensor | None, data: Any,
+    cache_dir: str | Path | None,
+) -> tuple[Any, Tensor | None, str | None]:
+    """The run's graph (as ``framekd run`` prepared it, on the CPU), its knowledge and the
+    knowledge mode (``auto`` resolved)."""
+    from framekd.data.datasets import cache_root
+    from framekd.experiment import compute_knowledge, knowledge_mode, prepare_graph
+    from framekd.graph import canonicalize
+    from framekd.io import load_metadata
+
+    rc = run["rc"]
+    cache = Path(cache_dir) if cache_dir is not None else cache_root() / "artifacts"
+    if data is not None:
+        data = canonicalize(data)
+    data, _ = prepare_graph(rc, data, cache_dir=cache, log=lambda msg: None)
+    data = data.cpu()
+    if data.x is None or data.y is None:
+        raise ExportError("the run's graph has no features or labels to check the export on")
+    if not uses_knowledge:
+        return data, None, None
+    expected = tuple(int(v) for v in
+                     load_metadata(run["weights"])["knowledge_shape"].split(","))
+    if knowledge is None:
+        knowledge, _ = compute_knowledge(data, rc, cache_dir=cache, device=torch.device("cpu"))
+    knowledge = knowledge.detach().cpu()
+    if tuple(knowledge.shape) != expected:
+        raise ExportError(f"the knowledge has shape {list(knowledge.shape)} but the model was "
+                          f"trained on {list(expected)}; pass the run's knowledge tensor")
+    return data, knowledge, knowledge_mode(rc, data)
+

@@ -1,0 +1,336 @@
+r"""Knowledge rows of a few nodes, computed from their receptive field (docs/SPEC.md §3).
+
+Row i of :math:`K_c^k M` only depends on the nodes within the polynomial's reach of i
+(:func:`knowledge_radius` hops), so the rows of a handful of nodes (new or unseen nodes at
+test time, a query) are computed on that subgraph instead of the whole graph, with the
+full graph's degrees and λ_max so that they equal the full computation's rows.
+:func:`receptive_field` reports the subgraph's size; :func:`knowledge_rows` computes the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from framekd.errors import ConfigError, MemoryBudgetError
+from framekd.framelets import FrameletOperator, FrameletSpec, FrameletTransform
+from framekd.graph import check_features, ensure_valid
+from framekd.knowledge import (
+    DEFAULT_MEMORY_BUDGET,
+    KnowledgeSpec,
+    _block_width,
+    graph_knowledge,
+    sketch_matrix,
+)
+from framekd.operators import estimate_lambda_max
+
+
+def knowledge_radius(framelet: FrameletSpec | Mapping[str, Any] | None, powers: int) -> int | None:
+    r"""Hop radius r of the knowledge: row i of :math:`K_c^k M`, k <= ``powers``, depends
+    only on the rows of M within r hops of i (``None``: unbounded, ``method="exact"``).
+
+    With the Chebyshev method every :math:`W_c` is a polynomial in :math:`L` of degree
+    :math:`l\,(\mathrm{order}-1) \le \mathrm{Lev}\,(\mathrm{order}-1)`: the transform runs one
+    recurrence of ``order - 1`` sparse products per level, and channel (r, l) is
+    :math:`g_r(t_l L)` after the ``l - 1`` shared low passes before it (``apply`` shares the
+    chain between channels, ``apply_each`` repeats it per channel: the degree is the same).
+    :math:`\hat A_c = \hat A \mp \varepsilon \tilde D^{-1}` has degree 1, so
+    :math:`K_c = W_c \hat A_c W_c` has degree :math:`2\,\mathrm{Lev}(\mathrm{order}-1) + 1`
+    and :meth:`~framekd.framelets.FrameletOperator.powers` applies it k times:
+
+    .. math::
+        r = \mathrm{powers} \cdot \big(2\,\mathrm{Lev}\,(\mathrm{order} - 1) + 1\big).
+
+    A polynomial of degree r in sparse matrices of the graph (and diagonal ones) only
+    follows walks of at most r edges. The ``exact`` method's :math:`U g(t\Lambda) U^\top` is
+    dense on every connected component: no finite radius.
+    """
+    spec = FrameletSpec.coerce(framelet)
+    if isinstance(powers, bool) or not isinstance(powers, int) or powers < 1:
+        raise ConfigError(f"powers must be an integer >= 1, got {powers!r}")
+    if spec.method == "exact":
+        return None
+    return powers * (2 * spec.levels * (spec.order - 1) + 1)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Size of the subgraph :func:`knowledge_rows` computes on (see :func:`receptive_field`).
+
+    Attributes:
+        radius: hops (:func:`knowledge_radius`); ``None`` when unbounded (the whole graph).
+        num_nodes, num_edges: nodes within ``radius`` hops of the query nodes and the
+            undirected edges among them.
+        padding_nodes, padding_edges: placeholder leaves (and their undirected edges) that
+            give the border nodes their full-graph degree (never reached within the radius).
+        graph_nodes, graph_edges: N and the undirected edges of the full graph.
+    """
+
+    radius: int | None
+    num_nodes: int
+    num_edges: int
+    padding_nodes: int
+    padding_edges: int
+    graph_nodes: int
+    graph_edges: int
+
+    @property
+    def fraction(self) -> float:
+        """``num_nodes / graph_nodes``: 1.0 when the field is the whole graph."""
+        return self.num_nodes / max(1, self.graph_nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fraction": self.fraction}
+
+
+@dataclass
+class _Ball:
+    subset: Tensor  # [S] sorted original ids of the nodes within the radius
+    edge_index: Tensor  # canonical edges of the subset (relabelled) plus the padding
+    num_nodes: int  # S + padding
+    mapping: Tensor  # position of each query node in subset
+    field: ReceptiveField
+
+
+def _query_nodes(nodes: Any, num_nodes: int) -> Tensor:
+    index = torch.as_tensor(nodes).cpu()
+    if index.dtype == torch.bool:
+        if index.numel() != num_nodes:
+            raise ConfigError(f"a node mask must have {num_nodes} entries, got {index.numel()}")
+        return index.nonzero().view(-1)
+    if index.dtype.is_floating_point:
+        raise ConfigError(f"nodes must be integer indices or a boolean mask, got {index.dtype}")
+    index = index.long().view(-1)
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= num_nodes):
+        raise ConfigError(f"node index out of range [0, {num_nodes}) in nodes")
+    return index
+
+
+def _ball(edge_index: Tensor, num_nodes: int, nodes: Tensor, radius: int | None,
+          *, pad: bool = True) -> _Ball:
+    r"""The ``radius``-hop subgraph around ``nodes`` (relabelled), padded so that every node
+    keeps its full-graph degree.
+
+    Only the nodes at distance exactly ``radius`` lose neighbours in the induced subgraph.
+    A border node u missing :math:`\delta_u` neighbours is joined to :math:`\delta_u`
+    placeholder nodes (shared between border nodes: ``max δ`` of them). Every walk of at
+    most ``radius`` steps from a query node stays within the ball and never reaches a
+    placeholder (that takes ``radius + 1`` steps), while every degree a walk weight uses
+    (:math:`D^{-1/2} A D^{-1/2}`, :math:`\tilde D^{-1/2}(A + I)\tilde D^{-1/2}`,
+    :math:`\tilde D^{-1}`) is the full graph's.
+    """
+    from torch_geometric.utils import coalesce, k_hop_subgraph
+
+    ei = edge_index.long().cpu()
+    graph_edges = int(ei.size(1)) // 2
+    if radius is None:
+        field = ReceptiveField(None, num_nodes, graph_edges, 0, 0, num_nodes, graph_edges)
+        return _Ball(torch.arange(num_nodes), ei, num_nodes, nodes, field)
+    subset, sub, mapping, _ = k_hop_subgraph(nodes, radius, ei, relabel_nodes=True,
+                                             num_nodes=num_nodes)
+    s = int(subset.numel())
+    inner = int(sub.size(1)) // 2
+    deficit = (torch.bincount(ei[0], minlength=num_nodes)[subset]
+               - torch.bincount(sub[0], minlength=s))
+    extra = int(deficit.max()) if (pad and s) else 0
+    total = int(deficit.sum()) if extra else 0
+    if extra:
+        src = torch.repeat_interleave(torch.arange(s), deficit)
+        first = torch.repeat_interleave(torch.cumsum(deficit, 0) - deficit, deficit)
+        dst = s + torch.arange(total) - first
+        sub = coalesce(torch.cat([sub, torch.stack([src, dst]), torch.stack([dst, src])], 1),
+                       num_nodes=s + extra)
+    field = ReceptiveField(radius, s, inner, extra, total, num_nodes, graph_edges)
+    return _Ball(subset, sub, s + extra, mapping, field)
+
+
+def _local_settings(
+    num_nodes: int, operator: FrameletOperator | None, framelet: Any, epsilon: float,
+    dtype: torch.dtype | None, lambda_max: float | None, edge_index: Tensor,
+) -> tuple[FrameletSpec | None, float, torch.dtype, torch.device, float | None]:
+    """``(framelet spec or None for an opaque transform, ε, dtype, device, λ_max)``."""
+    if operator is not None:
+        if operator.num_nodes != num_nodes:
+            raise ConfigError(
+                f"the operator was built for {operator.num_nodes} nodes but the graph has "
+                f"{num_nodes}; pass the full graph's operator"
+            )
+        t = operator.transform
+        spec = t.spec if isinstance(t, FrameletTransform) else None
+        lam = float(t.lambda_max) if spec is not None else None
+        return spec, operator.epsilon, operator.dtype, operator.device, lam
+    if not math.isfinite(float(epsilon)):
+        raise ConfigError(f"epsilon must be a finite number, got {epsilon!r}")
+    spec = FrameletSpec.coerce(framelet)
+    if lambda_max is None and spec.method == "chebyshev":
+        given = spec.lambda_max
+        lambda_max = (2.0 if given == "bound" else
+                      estimate_lambda_max(edge_index, num_nodes) if given == "estimate"
+                      else float(given))
+    return spec, float(epsilon), dtype or torch.float32, torch.device("cpu"), lambda_max
+
+
+def receptive_field(
+    edge_index: Tensor,
+    num_nodes: int,
+    nodes: Any,
+    spec: KnowledgeSpec | None = None,
+    *,
+    operator: FrameletOperator | None = None,
+    framelet: FrameletSpec | Mapping[str, Any] | None = None,
+    **options: Any,
+) -> ReceptiveField:
+    """The size of the subgraph :func:`knowledge_rows` would compute ``nodes``' rows on:
+    nodes and edges within :func:`knowledge_radius` hops, plus the degree padding.
+
+    The framelet settings come from ``operator`` (its spec) or ``framelet``; ``powers``
+    from ``spec``/``options`` as in :func:`knowledge_rows`. Costs one hop search
+    (``radius`` passes over the edge list).
+    """
+    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
+    ensure_valid(edge_index, num_nodes)
+    query = _query_nodes(nodes, num_nodes)
+    if operator is not None:
+        t = operator.transform
+        fspec = t.spec if isinstance(t, FrameletTransform) else None
+    else:
+        fspec = FrameletSpec.coerce(framelet)
+    radius = None if fspec is None else knowledge_radius(fspec, spec.powers)
+    return _ball(edge_index, num_nodes, query, radius).field
+
+
+def knowledge_rows(
+    edge_index: Tensor,
+    num_nodes: int,
+    x: Tensor | None,
+    nodes: Any,
+    spec: KnowledgeSpec | None = None,
+    *,
+    operator: FrameletOperator | None = None,
+    framelet: FrameletSpec | Mapping[str, Any] | None = None,
+    epsilon: float = 0.0,
+    dtype: torch.dtype | None = None,
+    lambda_max: float | None = None,
+    memory_budget: int | None = None,
+    block_size: int | None = None,
+    **options: Any,
+) -> Tensor:
+    r"""The knowledge rows of ``nodes`` only: ``graph_knowledge(...)[:, :, nodes]``, computed
+    from their receptive field instead of the whole graph.
+
+    Row i of :math:`K_c^k M` is a sum over walks of at most
+    :math:`r` = :func:`knowledge_radius` edges from i (every operator is a polynomial of
+    that degree in sparse matrices of the graph), so it only needs the r-hop subgraph around
+    ``nodes`` (``torch_geometric.utils.k_hop_subgraph``). Its normalisations must be the
+    full graph's: the degrees in :math:`D^{-1/2} A D^{-1/2}`, :math:`\hat A` and
+    :math:`\tilde D^{-1}` (nodes at distance r have lost neighbours in the subgraph: each
+    gets placeholder leaves restoring its degree, which no walk of r steps reaches) and
+    :math:`\lambda_{\max}` (the subgraph's transform is built with the full graph's value,
+    hence the same scales :math:`t_l`). M is restricted to the subgraph: the full graph's
+    sketch rows ``sketch_matrix(N, m, seed)[subset]`` (``sketch``), the subgraph's feature
+    rows (``features``); for ``rows``, :math:`K_c^k` is symmetric, so row i is computed as
+    the column :math:`K_c^k e_i` (width ``len(nodes)``) and scattered into N columns.
+
+    Cost: one hop search (r passes over the E edges), then :math:`k\,(2\,\mathrm{Lev}
+    (\mathrm{order}-1)+1)` sparse products per power on the receptive field (its
+    :math:`N_r` nodes and :math:`E_r` edges plus the padding, see :func:`receptive_field`):
+    :math:`O(\mathrm{powers}\cdot r/\mathrm{powers}\cdot(E_r + N_r)\cdot\mathrm{width})`
+    time and :math:`O(C\,N_r\,\mathrm{width})` working memory instead of
+    :math:`O(C\,N\,\mathrm{width})`. On a small-world graph the field of a large radius is
+    the whole connected component (Cora with the defaults: r = 30), and then the full
+    computation (cached once per graph) is the cheaper way to many rows.
+
+    Args:
+        edge_index, num_nodes, x, spec, options: as in :func:`graph_knowledge` (the full
+            graph: x ``[N, d]`` for ``features``).
+        nodes: node indices (repeats allowed) or a boolean mask ``[N]``.
+        operator: the full graph's :class:`~framekd.framelets.FrameletOperator` (only its
+            settings, ε, λ_max, dtype and device are read; nothing is computed on the full
+            graph). A transform that is not a Chebyshev :class:`FrameletTransform` (``exact``
+            or a custom one) has no finite radius: the rows then come from the full
+            computation.
+        framelet, epsilon, dtype: the settings when no ``operator`` is given.
+        lambda_max: the full graph's λ_max when no ``operator`` is given (default: the
+            spec's, estimated on the full graph when ``"estimate"``).
+        memory_budget: bytes the result may take (``C·powers·len(nodes)·width`` values).
+        block_size: columns of M processed at once.
+
+    Returns:
+        ``[C, powers, len(nodes), width]``, on the operator's device and dtype;
+        ``out[:, :, a]`` equals ``graph_knowledge(...)[:, :, nodes[a]]`` up to float
+        rounding.
+    """
+    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
+    ensure_valid(edge_index, num_nodes)
+    if spec.mode == "features":
+        if x is None:
+            raise ConfigError("mode='features' needs node features x [N, d]; pass x=data.x")
+        check_features(x, num_nodes)
+    query = _query_nodes(nodes, num_nodes)
+    fspec, eps, dt, dev, lam = _local_settings(num_nodes, operator, framelet, epsilon, dtype,
+                                               lambda_max, edge_index)
+    width = spec.width(num_nodes, x)
+    c = operator.num_channels if operator is not None else fspec.num_channels
+    need = torch.empty((), dtype=dt).element_size() * c * spec.powers * query.numel() * width
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+    if need > budget:
+        gib = 2**30
+        raise MemoryBudgetError(
+            f"{spec.mode} knowledge rows of {query.numel()} nodes need about {need / gib:.2f} "
+            f"GiB, more than the memory budget of {budget / gib:.2f} GiB; ask for fewer nodes "
+            "at a time" + (" or use mode='sketch'" if spec.mode == "rows" else "")
+        )
+    if query.numel() == 0:
+        return torch.zeros((c, spec.powers, 0, width), dtype=dt, device=dev)
+    radius = None if fspec is None else knowledge_radius(fspec, spec.powers)
+    if radius is None:
+        full = graph_knowledge(edge_index, num_nodes, x, spec, operator=operator,
+                               framelet=fspec, epsilon=eps, dtype=dt)
+        return full[:, :, query.to(full.device)]
+    ball = _ball(edge_index, num_nodes, query, radius)
+    return _rows_on_ball(ball, num_nodes, x, spec, replace(fspec, lambda_max=lam), eps, dt, dev,
+                         block_size)
+
+
+def _rows_on_ball(ball: _Ball, num_nodes: int, x: Tensor | None, spec: KnowledgeSpec,
+                  framelet: FrameletSpec, epsilon: float, dtype: torch.dtype,
+                  device: torch.device, block_size: int | None) -> Tensor:
+    """The knowledge rows of the query nodes of ``ball``, computed on it (see
+    :func:`knowledge_rows`)."""
+    s, n_ball, q = int(ball.subset.numel()), ball.num_nodes, int(ball.mapping.numel())
+    transform = FrameletTransform(ball.edge_index, n_ball, framelet, dtype=dtype).to(device)
+    op = FrameletOperator(ball.edge_index, n_ball, transform=transform, epsilon=epsilon)
+    c = op.num_channels
+    width = spec.width(num_nodes, x)
+    if spec.mode == "rows":
+        cols, source = q, None
+    else:
+        full = (sketch_matrix(num_nodes, spec.sketch_dim, seed=spec.seed, dtype=dtype)
+                if spec.mode == "sketch" else x.detach())
+        source = torch.zeros((n_ball, width), dtype=dtype, device=device)
+        source[:s] = full[ball.subset.to(full.device)].to(device=device, dtype=dtype)
+        cols = width
+    block = block_size or _block_width(n_ball, c, cols, dtype)
+    out = torch.zeros((c, spec.powers, q, width), dtype=dtype, device=device)
+    at = ball.mapping.to(device)
+    subset = ball.subset.to(device)
+    with torch.no_grad():
+        for start in range(0, cols, block):
+            stop = min(cols, start + block)
+            if source is None:
+                m = torch.zeros((n_ball, stop - start), dtype=dtype, device=device)
+                m[at[start:stop], torch.arange(stop - start, device=device)] = 1.0
+            else:
+                m = source[:, start:stop]
+            for k, v in enumerate(op.powers(m, spec.powers)):
+                if source is None:  # column K e_i is row i (K symmetric)
+                    rows = out[:, k, start:stop]  # a view: [C, block, N]
+                    rows[:, :, subset] = v[:, :s].transpose(1, 2)
+                else:
+                    out[:, k, :, start:stop] = v[:, at]
+    return out

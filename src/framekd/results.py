@@ -1,0 +1,224 @@
+"""The results of a run: per-seed records, claims on seeds, aggregation and tables.
+
+A finished seed is ``OUT/seed_<i>/metrics.json`` (:class:`SeedResult`), checked against the
+run's configuration digest (:func:`run_digest`) before it is reused; a seed in progress holds
+a claim file (:func:`claim_seed`) so that several processes on one ``OUT`` split the seeds.
+:func:`aggregate` turns the seeds into the ``metrics.json`` document and
+:func:`results_table` into Markdown.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framekd.config import RunConfig, config_hash
+from framekd.errors import CheckpointError, ConfigError
+from framekd.io import read_json
+from framekd.models.registry import ROW_ORDER
+
+#: A process running a seed holds this file in the seed's folder.
+CLAIM_FILE = "CLAIM"
+
+
+@dataclass
+class SeedResult:
+    """Per-model metrics of one seed: accuracy, train and inference seconds; ``info`` holds
+    the inductive setting's per-seed facts (unseen nodes, knowledge timings)."""
+
+    seed: int
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def run_digest(cfg: RunConfig | dict[str, Any]) -> str:
+    """The configuration hash a finished seed is checked against.
+
+    :func:`framekd.config.config_hash` of the configuration, without the ``setting`` key when
+    it is the default ``transductive``: folders written before the key existed still resume.
+    """
+    raw = dict(cfg.raw if isinstance(cfg, RunConfig) else cfg)
+    if raw.get("setting", "transductive") == "transductive":
+        raw.pop("setting", None)
+    return config_hash(raw)
+
+
+def _load_seed(seed_dir: Path, cfg: dict[str, Any]) -> SeedResult | None:
+    path = seed_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = read_json(path)
+    except CheckpointError:
+        return None  # unreadable: the seed is run again
+    if saved.get("config_hash") != run_digest(cfg):
+        raise ConfigError(
+            f"{seed_dir} holds results of a different configuration; use another --out "
+            "directory or pass --force to overwrite"
+        )
+    return SeedResult(seed=int(saved["seed"]), models=saved["models"],
+                      notes=saved.get("notes", []), info=saved.get("inductive", {}))
+
+
+def claim_seed(seed_dir: str | Path) -> Path | None:
+    """Claim a seed for this process: the path of the claim file, or ``None`` when taken.
+
+    The claim is ``seed_dir/CLAIM`` (host and process id), created atomically, so several
+    ``framekd run`` processes on one ``--out`` split the seeds between them. A claim whose
+    process is gone (same host, no such process id) is stale and taken over; the caller
+    deletes the file when the seed is finished or has failed.
+    """
+    seed_dir = Path(seed_dir)
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    path = seed_dir / CLAIM_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _claim_alive(path):
+                return None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}\n")
+        return path
+    return None
+
+
+def _claim_alive(path: Path) -> bool:
+    try:
+        host, pid = path.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False  # unreadable or half-written by a process that died
+    if host != socket.gethostname() or os.name != "posix":
+        return True  # cannot check another machine's processes: assume it is running
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _collect_busy(out: Path, busy: list[int], cfg: dict[str, Any],
+                  log: Callable[[str], None]) -> list[SeedResult]:
+    """The seeds other processes held during the loop, as far as they have finished."""
+    found = [r for r in (_load_seed(out / f"seed_{s}", cfg) for s in busy) if r is not None]
+    missing = sorted(set(busy) - {r.seed for r in found})
+    if missing:
+        log(f"framekd: seed(s) {', '.join(map(str, missing))} are being run by another "
+            f"process ({CLAIM_FILE} in their folder under {out}); this table leaves them "
+            "out: run the same command again once that process has finished")
+    return found
+
+
+def _stats(prefix: str, values: list[float]) -> dict[str, Any]:
+    return {
+        f"{prefix}_mean": statistics.fmean(values),
+        f"{prefix}_std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+        prefix: values,
+    }
+
+
+def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any]) -> dict:
+    """The ``metrics.json`` document: per-model mean ± std over seeds.
+
+    Every model has ``accuracy_mean``, ``accuracy_std``, ``accuracy`` (per seed),
+    ``train_seconds`` and ``inference_seconds``; in the inductive setting ``accuracy`` is
+    ``prod`` and ``tran_accuracy*`` / ``ind_accuracy*`` follow the same pattern.
+    """
+    names = [n for n in ROW_ORDER if any(n in s.models for s in seeds)]
+    models = {}
+    for name in names:
+        rows = [s.models[name] for s in seeds if name in s.models]
+        models[name] = {"role": rows[0]["role"],
+                        **_stats("accuracy", [float(r["accuracy"]) for r in rows])}
+        for part in ("tran_accuracy", "ind_accuracy"):
+            if all(part in r for r in rows):
+                models[name].update(_stats(part, [float(r[part]) for r in rows]))
+        models[name].update(
+            train_seconds=statistics.fmean(float(r["train_seconds"]) for r in rows),
+            inference_seconds=statistics.fmean(float(r["inference_seconds"]) for r in rows),
+        )
+    return {
+        "dataset": str(cfg["dataset"]),
+        "protocol": cfg["protocol"],
+        "setting": cfg.get("setting", "transductive"),
+        "seeds": [s.seed for s in seeds],
+        "models": models,
+        **extra,
+    }
+
+
+def results_table(metrics: dict[str, Any]) -> str:
+    """A Markdown table of ``metrics`` (accuracy in %, times in seconds / milliseconds); an
+    inductive run has prod, tran and ind columns."""
+    if metrics.get("setting") == "inductive":
+        return _inductive_table(metrics)
+    head = (
+        f"**{metrics['dataset']}**, protocol `{metrics['protocol']}`, "
+        f"{len(metrics['seeds'])} seed(s); test accuracy mean ± std (%)\n\n"
+        "| model | role | accuracy | train (s) | inference (ms) |\n"
+        "|---|---|---:|---:|---:|\n"
+    )
+    lines = []
+    for name, m in metrics["models"].items():
+        lines.append(
+            f"| {name} | {m['role']} | {100 * m['accuracy_mean']:.2f} ± "
+            f"{100 * m['accuracy_std']:.2f} | {m['train_seconds']:.2f} | "
+            f"{1000 * m['inference_seconds']:.2f} |"
+        )
+    foot = ""
+    if "knowledge_seconds" in metrics:
+        foot = (f"\nKnowledge precompute ({metrics.get('knowledge_mode')}): "
+                f"{metrics['knowledge_seconds']:.2f} s, once per graph, not in inference.\n")
+    return head + "\n".join(lines) + "\n" + foot
+
+
+def _pm(m: dict[str, Any], key: str) -> str:
+    return f"{100 * m[f'{key}_mean']:.2f} ± {100 * m[f'{key}_std']:.2f}"
+
+
+def _inductive_table(metrics: dict[str, Any]) -> str:
+    ind = metrics.get("inductive", {})
+    share = 100 * ind.get("unseen_fraction", 0.2)
+    head = (
+        f"**{metrics['dataset']}**, protocol `{metrics['protocol']}`, inductive setting "
+        f"({share:.0f} % of the test nodes unseen in training), {len(metrics['seeds'])} "
+        "seed(s); test accuracy mean ± std (%): tran on observed test nodes, ind on unseen "
+        "ones, prod = 0.8 tran + 0.2 ind\n\n"
+        "| model | role | prod | tran | ind | train (s) | inference (ms) |\n"
+        "|---|---|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {name} | {m['role']} | {_pm(m, 'accuracy')} | {_pm(m, 'tran_accuracy')} | "
+        f"{_pm(m, 'ind_accuracy')} | {m['train_seconds']:.2f} | "
+        f"{1000 * m['inference_seconds']:.2f} |"
+        for name, m in metrics["models"].items()
+    ]
+    foot = "\nInference: teachers on the full graph, students on the test nodes' rows.\n"
+    if "knowledge_seconds" in metrics:
+        foot += (f"Knowledge of the observed graph ({metrics.get('knowledge_mode')}): "
+                 f"{metrics['knowledge_seconds']:.2f} s per seed (mean), not in inference.\n")
+    per_seed = ind.get("per_seed", [])
+    if per_seed:
+        methods = sorted({s["test_knowledge"]["method"] for s in per_seed})
+        secs = statistics.fmean(s["test_knowledge"]["seconds"] for s in per_seed)
+        field = [s["unseen_receptive_field"] for s in per_seed]
+        foot += (
+            f"Test nodes' knowledge rows from the full graph ({', '.join(methods)}): "
+            f"{secs:.2f} s per seed (mean); receptive field of the unseen nodes: radius "
+            f"{field[0]['radius']}, {statistics.fmean(f['num_nodes'] for f in field):.0f} of "
+            f"{field[0]['graph_nodes']} nodes, "
+            f"{statistics.fmean(f['num_edges'] for f in field):.0f} of "
+            f"{field[0]['graph_edges']} edges (mean).\n"
+        )
+    return head + "\n".join(lines) + "\n" + foot
