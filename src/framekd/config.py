@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "dropout": 0.5,
         "epsilon": 0.0,
         # spectral teacher only: channels smoothed by Â_c (none, low, all, learn; auto:
-        # the best of none and all on validation)
+        # the best of none, low and all on validation)
         "smooth": "auto",
         "lr": 0.01,
         "weight_decay": 5e-4,

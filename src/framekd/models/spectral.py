@@ -41,7 +41,7 @@ from framekd.models.teachers import _FrameletTeacher
 SMOOTH_MODES = ("none", "low", "all", "learn")
 #: ``teacher.smooth: auto`` (a run setting, not a model option): the experiment trains one
 #: spectral teacher per mode here and keeps the one with the best validation accuracy.
-AUTO_SMOOTH = ("none", "all")
+AUTO_SMOOTH = ("none", "low", "all")
 
 
 class SpectralFrameletConv(nn.Module):
