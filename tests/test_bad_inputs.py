@@ -454,3 +454,15 @@ def test_demo_into_a_log_file_holds_no_bar_redraws(monkeypatch, tmp_path, capsys
     out, err = capsys.readouterr()
     assert "\r" not in out + err and "\x1b[" not in out + err
     assert "| mlp |" in out
+
+
+def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from framekd.io import write_json
+
+    write_json(tmp_path / "m.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o666 & ~mask
