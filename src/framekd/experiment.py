@@ -18,10 +18,12 @@ students see the observed graph only (the knowledge is computed per seed, throug
 cache), and at test time the full graph is restored; every model reports ``tran``, ``ind``
 and ``prod`` accuracies (``accuracy`` is ``prod``).
 
-Each finished seed is written atomically to ``OUT/seed_<i>/``; a re-run with the same
-configuration skips those seeds (resume), so an interrupted run loses at most the seed
-in progress. A seed in progress is claimed (:func:`claim_seed`), so two processes started
-on the same ``OUT`` (one per core or GPU) split the seeds instead of repeating them.
+Each finished seed is written atomically to ``OUT/seed_<i>/``, its ``metrics.json`` last,
+with the size and sha256 of every file of the seed; a re-run with the same configuration
+skips the seeds whose files still match (resume) and runs a damaged one again with a
+one-line notice, so an interrupted run loses at most the seed in progress. A seed in
+progress is claimed (:func:`claim_seed`), so two processes started on the same ``OUT`` (one
+per core or GPU) split the seeds instead of repeating them.
 """
 
 from __future__ import annotations
@@ -48,11 +50,15 @@ from framekd.knowledge import KnowledgeSpec
 from framekd.models.registry import DISTILLED_MLP, TEACHERS
 from framekd.results import (  # noqa: F401 - part of this module's public API
     CLAIM_FILE,
+    SEED_METRICS,
     SeedResult,
     _collect_busy,
     _load_seed,
     aggregate,
+    artifact_record,
     claim_seed,
+    damaged_notice,
+    inspect_seed,
     results_table,
     run_digest,
 )
@@ -288,6 +294,7 @@ def _save_seed(
     knowledge_shape: Any, split: dict[str, Tensor], gates: dict[str, Tensor],
 ) -> None:
     seed_dir.mkdir(parents=True, exist_ok=True)
+    written = ["teacher_logp.safetensors"]
     save_tensors(seed_dir / "teacher_logp.safetensors", {"log_probs": trained.teacher_logp},
                  {"teacher": rc.teacher.name, "seed": str(result.seed)})
     shape = ",".join(str(v) for v in knowledge_shape)
@@ -297,15 +304,21 @@ def _save_seed(
         if "smooth" in result.models.get(name, {}):
             meta["smooth"] = result.models[name]["smooth"]  # chosen by validation
         save_tensors(seed_dir / f"{name}.safetensors", model.state_dict(), meta)
+        written.append(f"{name}.safetensors")
     if gates:
         save_tensors(seed_dir / "gates.safetensors", gates)
+        written.append("gates.safetensors")
     save_tensors(seed_dir / "split.safetensors", split)
+    written.append("split.safetensors")
     doc = {"seed": result.seed, "config_hash": run_digest(rc), "models": result.models,
            "notes": result.notes}
     if result.info:
         doc["setting"] = rc.setting
         doc["inductive"] = result.info
-    write_json(seed_dir / "metrics.json", doc)
+    # Size and sha256 of the files as written: a resumed run checks them before it skips
+    # the seed (inspect_seed). metrics.json comes last, atomically: it marks the seed done.
+    doc["artifacts"] = artifact_record(seed_dir, written)
+    write_json(seed_dir / SEED_METRICS, doc)
 
 
 def run_seed(
@@ -510,7 +523,9 @@ def run_experiment(
     bar = tqdm(range(rc.seeds), desc=f"{rc.dataset} seeds", disable=None if progress else True)
     for seed in bar:
         seed_dir = out / f"seed_{seed}"
-        done = None if force else _load_seed(seed_dir, rc.raw)
+        # A finished seed is skipped only when its metrics.json is whole and every file it
+        # lists matches its recorded size and sha256; a damaged one is run again.
+        done, damage = (None, None) if force else inspect_seed(seed_dir, rc.raw, seed)
         if done is None:
             claim = claim_seed(seed_dir)
             if claim is None:
@@ -518,8 +533,11 @@ def run_experiment(
                 continue
             try:
                 # Another process may have finished the seed between the check and the claim.
-                done = None if force else _load_seed(seed_dir, rc.raw)
+                if not force:
+                    done, damage = inspect_seed(seed_dir, rc.raw, seed)
                 if done is None:
+                    if damage is not None:
+                        log(damaged_notice(seed, seed_dir, damage))
                     done = run_seed(data, knowledge, rc, seed, seed_dir, progress=progress,
                                     operator=operator, cache_dir=cache, full_knowledge=full)
             finally:

@@ -1,7 +1,9 @@
 """The results of a run: per-seed records, claims on seeds, aggregation and tables.
 
 A finished seed is ``OUT/seed_<i>/metrics.json`` (:class:`SeedResult`), checked against the
-run's configuration digest (:func:`run_digest`) before it is reused; a seed in progress holds
+run's configuration digest (:func:`run_digest`) and against the size and sha256 of every file
+of the seed (its ``artifacts`` record, :func:`artifact_record`) before it is reused
+(:func:`inspect_seed`; a damaged seed is run again); a seed in progress holds
 a claim file (:func:`claim_seed`) so that several processes on one ``OUT`` split the seeds.
 :func:`aggregate` turns the seeds into the ``metrics.json`` document and
 :func:`results_table` into Markdown.
@@ -9,6 +11,8 @@ a claim file (:func:`claim_seed`) so that several processes on one ``OUT`` split
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import socket
 import statistics
@@ -49,21 +53,156 @@ def run_digest(cfg: RunConfig | dict[str, Any]) -> str:
     return config_hash(raw)
 
 
-def _load_seed(seed_dir: Path, cfg: dict[str, Any]) -> SeedResult | None:
-    path = seed_dir / "metrics.json"
-    if not path.is_file():
-        return None
+#: The file of a finished seed; written last, atomically, so it marks the seed as done.
+SEED_METRICS = "metrics.json"
+
+
+def artifact_record(seed_dir: str | Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{name: {"size": bytes, "sha256": hex}}`` of the files ``names`` in ``seed_dir``, read
+    back from disk (a seed's ``metrics.json`` holds it as ``artifacts``)."""
+    seed_dir = Path(seed_dir)
+    return {name: {"size": (seed_dir / name).stat().st_size,
+                   "sha256": _sha256(seed_dir / name)} for name in names}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _check_models(models: Any, inductive: bool) -> str | None:
+    """Why the ``models`` mapping of a seed cannot be aggregated, or ``None``."""
+    if not isinstance(models, dict) or not models:
+        return f'{SEED_METRICS} has no "models" mapping'
+    keys = ("accuracy", "train_seconds", "inference_seconds")
+    if inductive:
+        keys += ("tran_accuracy", "ind_accuracy")
+    for name, row in models.items():
+        if not isinstance(row, dict) or not isinstance(row.get("role"), str):
+            return f"{SEED_METRICS}: the entry of model {name!r} is not a result row"
+        for key in keys:
+            if not _finite(row.get(key)):
+                return (f"{SEED_METRICS}: {key} of {name} is {row.get(key)!r}, "
+                        "not a finite number")
+    return None
+
+
+def _check_inductive(info: Any) -> str | None:
+    """Why the ``inductive`` facts of a seed cannot be aggregated, or ``None``."""
+    try:
+        ok = (_finite(info["knowledge_seconds"])
+              and isinstance(info["test_knowledge"]["method"], str)
+              and _finite(info["test_knowledge"]["seconds"])
+              and all(_finite(info["unseen_receptive_field"][k]) for k in
+                      ("radius", "num_nodes", "num_edges", "graph_nodes", "graph_edges")))
+    except (KeyError, TypeError):
+        ok = False
+    return None if ok else f'{SEED_METRICS} has no valid "inductive" record'
+
+
+def _check_artifacts(seed_dir: Path, artifacts: Any, models: dict[str, Any]) -> str | None:
+    """Why the files of a seed do not match their record, or ``None``."""
+    if artifacts is None:
+        return (f'{SEED_METRICS} has no "artifacts" record: written by an older framekd, '
+                "its files cannot be checked")
+    if not isinstance(artifacts, dict):
+        return f'{SEED_METRICS}: "artifacts" is not a mapping'
+    for name in ("teacher_logp.safetensors", "split.safetensors",
+                 *(f"{m}.safetensors" for m in models)):
+        if name not in artifacts:
+            return f'{SEED_METRICS}: "artifacts" does not list {name}'
+    for name, rec in artifacts.items():
+        if (not isinstance(name, str) or name in ("", ".", "..", SEED_METRICS, CLAIM_FILE)
+                or "/" in name or "\\" in name):
+            return f'{SEED_METRICS}: "artifacts" lists {name!r}, not a file of the seed'
+        if (not isinstance(rec, dict) or not isinstance(rec.get("size"), int)
+                or isinstance(rec.get("size"), bool) or not isinstance(rec.get("sha256"), str)):
+            return f'{SEED_METRICS}: the "artifacts" entry of {name} has no size and sha256'
+        path = seed_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        try:
+            size = path.stat().st_size
+            if size != rec["size"]:
+                return f"{name}: size {size} bytes, expected {rec['size']}"
+            if _sha256(path) != rec["sha256"].lower():
+                return f"{name}: sha256 differs from the one recorded"
+        except OSError as err:
+            return f"{name} cannot be read ({err.strerror or err})"
+    return None
+
+
+def inspect_seed(
+    seed_dir: str | Path, cfg: RunConfig | dict[str, Any], seed: int | None = None,
+) -> tuple[SeedResult | None, str | None]:
+    """Whether ``seed_dir`` holds a finished seed of the run ``cfg``.
+
+    ``(result, None)`` when it does: ``metrics.json`` is a JSON object with ``seed`` (equal
+    to ``seed`` when given), ``config_hash``, a ``models`` mapping of finite accuracies and
+    timings, and an ``artifacts`` record that every listed file matches in size and sha256.
+    ``(None, None)`` when the seed has not finished (no ``metrics.json``), ``(None, why)``
+    when it is damaged and must be run again (a folder of an older framekd, without
+    ``artifacts``, counts as damaged). A ``metrics.json`` of a different configuration
+    raises :class:`ConfigError`: that is another run's folder.
+    """
+    seed_dir = Path(seed_dir)
+    raw = cfg.raw if isinstance(cfg, RunConfig) else cfg
+    path = seed_dir / SEED_METRICS
+    if not path.exists():
+        return None, None
     try:
         saved = read_json(path)
     except CheckpointError:
-        return None  # unreadable: the seed is run again
-    if saved.get("config_hash") != run_digest(cfg):
+        return None, f"{SEED_METRICS} is not valid JSON"
+    except OSError as err:
+        return None, f"{SEED_METRICS} cannot be read ({err.strerror or err})"
+    if not isinstance(saved, dict):
+        return None, f"{SEED_METRICS} is not a JSON object"
+    digest = saved.get("config_hash")
+    if not isinstance(digest, str):
+        return None, f'{SEED_METRICS} has no "config_hash"'
+    if digest != run_digest(raw):
         raise ConfigError(
             f"{seed_dir} holds results of a different configuration; use another --out "
             "directory or pass --force to overwrite"
         )
-    return SeedResult(seed=int(saved["seed"]), models=saved["models"],
-                      notes=saved.get("notes", []), info=saved.get("inductive", {}))
+    got = saved.get("seed")
+    if not isinstance(got, int) or isinstance(got, bool) or (seed is not None and got != seed):
+        expected = "an integer" if seed is None else seed
+        return None, f'{SEED_METRICS}: "seed" is {got!r}, expected {expected}'
+    inductive = raw.get("setting", "transductive") == "inductive"
+    models = saved.get("models")
+    why = _check_models(models, inductive)
+    notes = saved.get("notes", [])
+    if why is None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+        why = f'{SEED_METRICS}: "notes" is not a list of strings'
+    info = saved.get("inductive", {})
+    if why is None and inductive:
+        why = _check_inductive(info)
+    if why is None:
+        why = _check_artifacts(seed_dir, saved.get("artifacts"), models)
+    if why is not None:
+        return None, why
+    return SeedResult(seed=got, models=models, notes=notes, info=info), None
+
+
+def damaged_notice(seed: int, seed_dir: str | Path, why: str) -> str:
+    """The one line a run logs before it runs a damaged seed again."""
+    return f"framekd: seed {seed} in {seed_dir} is damaged ({why}); running it again"
+
+
+def _load_seed(seed_dir: Path, cfg: dict[str, Any], seed: int | None = None) -> SeedResult | None:
+    """The finished seed in ``seed_dir``, or ``None`` when it is unfinished or damaged
+    (:func:`inspect_seed`)."""
+    return inspect_seed(seed_dir, cfg, seed)[0]
 
 
 def claim_seed(seed_dir: str | Path) -> Path | None:
@@ -111,8 +250,17 @@ def _claim_alive(path: Path) -> bool:
 def _collect_busy(out: Path, busy: list[int], cfg: dict[str, Any],
                   log: Callable[[str], None]) -> list[SeedResult]:
     """The seeds other processes held during the loop, as far as they have finished."""
-    found = [r for r in (_load_seed(out / f"seed_{s}", cfg) for s in busy) if r is not None]
-    missing = sorted(set(busy) - {r.seed for r in found})
+    found, missing = [], []
+    for s in busy:
+        seed_dir = out / f"seed_{s}"
+        result, why = inspect_seed(seed_dir, cfg, s)
+        if result is not None:
+            found.append(result)
+        elif why is not None and not _claim_alive(seed_dir / CLAIM_FILE):
+            log(f"framekd: seed {s} in {seed_dir} is damaged ({why}); this table leaves it "
+                "out: run the same command again to run it again")
+        else:
+            missing.append(s)
     if missing:
         log(f"framekd: seed(s) {', '.join(map(str, missing))} are being run by another "
             f"process ({CLAIM_FILE} in their folder under {out}); this table leaves them "
