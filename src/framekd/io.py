@@ -10,6 +10,7 @@ load); a file that is missing, truncated or not a safetensors file raises
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -112,3 +113,12 @@ def load_metadata(path: PathLike) -> dict[str, str]:
             return dict(fh.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} is corrupt or not a safetensors file ({err})") from err
+
+
+def file_sha256(path: PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

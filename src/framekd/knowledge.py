@@ -130,6 +130,21 @@ class KnowledgeSpec:
         return asdict(self)
 
 
+def checked_inputs(
+    edge_index: Tensor, num_nodes: int, x: Tensor | None, spec: KnowledgeSpec | None,
+    options: Mapping[str, Any],
+) -> KnowledgeSpec:
+    """The :class:`KnowledgeSpec` of ``spec`` with ``options`` applied, after checking the
+    graph (once per tensor) and, for ``features``, that ``x`` is there and valid."""
+    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
+    ensure_valid(edge_index, num_nodes)
+    if spec.mode == "features":
+        if x is None:
+            raise ConfigError("mode='features' needs node features x [N, d]; pass x=data.x")
+        check_features(x, num_nodes)
+    return spec
+
+
 def _operator_for(
     edge_index: Tensor, num_nodes: int, operator: FrameletOperator | None,
     transform: FrameletTransform | None, framelet: Any, epsilon: float, dtype: torch.dtype | None,
@@ -194,12 +209,7 @@ def graph_knowledge(
             names ``sketch``, whose memory is linear in N).
         ConfigError: invalid settings or an operator/transform of another graph.
     """
-    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
-    ensure_valid(edge_index, num_nodes)
-    if spec.mode == "features":
-        if x is None:
-            raise ConfigError("mode='features' needs node features x [N, d]; pass x=data.x")
-        check_features(x, num_nodes)
+    spec = checked_inputs(edge_index, num_nodes, x, spec, options)
     op = _operator_for(edge_index, num_nodes, operator, transform, framelet, epsilon, dtype)
     width = spec.width(num_nodes, x)
     c, dt, dev = op.num_channels, op.dtype, op.device

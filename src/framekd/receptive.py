@@ -19,11 +19,12 @@ from torch import Tensor
 
 from framekd.errors import ConfigError, MemoryBudgetError
 from framekd.framelets import FrameletOperator, FrameletSpec, FrameletTransform
-from framekd.graph import check_features, ensure_valid
+from framekd.graph import ensure_valid
 from framekd.knowledge import (
     DEFAULT_MEMORY_BUDGET,
     KnowledgeSpec,
     _block_width,
+    checked_inputs,
     graph_knowledge,
     sketch_matrix,
 )
@@ -265,12 +266,7 @@ def knowledge_rows(
         ``out[:, :, a]`` equals ``graph_knowledge(...)[:, :, nodes[a]]`` up to float
         rounding.
     """
-    spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
-    ensure_valid(edge_index, num_nodes)
-    if spec.mode == "features":
-        if x is None:
-            raise ConfigError("mode='features' needs node features x [N, d]; pass x=data.x")
-        check_features(x, num_nodes)
+    spec = checked_inputs(edge_index, num_nodes, x, spec, options)
     query = _query_nodes(nodes, num_nodes)
     fspec, eps, dt, dev, lam = _local_settings(num_nodes, operator, framelet, epsilon, dtype,
                                                lambda_max, edge_index)

@@ -11,7 +11,6 @@ a claim file (:func:`claim_seed`) so that several processes on one ``OUT`` split
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import socket
@@ -23,7 +22,7 @@ from typing import Any
 
 from framekd.config import RunConfig, config_hash
 from framekd.errors import CheckpointError, ConfigError
-from framekd.io import read_json
+from framekd.io import file_sha256, read_json
 from framekd.models.registry import ROW_ORDER
 
 #: A process running a seed holds this file in the seed's folder.
@@ -62,15 +61,9 @@ def artifact_record(seed_dir: str | Path, names: list[str]) -> dict[str, dict[st
     back from disk (a seed's ``metrics.json`` holds it as ``artifacts``)."""
     seed_dir = Path(seed_dir)
     return {name: {"size": (seed_dir / name).stat().st_size,
-                   "sha256": _sha256(seed_dir / name)} for name in names}
+                   "sha256": file_sha256(seed_dir / name)} for name in names}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _finite(value: Any) -> bool:
@@ -133,7 +126,7 @@ def _check_artifacts(seed_dir: Path, artifacts: Any, models: dict[str, Any]) -> 
             size = path.stat().st_size
             if size != rec["size"]:
                 return f"{name}: size {size} bytes, expected {rec['size']}"
-            if _sha256(path) != rec["sha256"].lower():
+            if file_sha256(path) != rec["sha256"].lower():
                 return f"{name}: sha256 differs from the one recorded"
         except OSError as err:
             return f"{name} cannot be read ({err.strerror or err})"

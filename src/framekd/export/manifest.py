@@ -4,7 +4,6 @@ of framekd (with its git commit) and of the packages the export used."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from framekd.io import file_sha256
 
 
 def _card(run: dict[str, Any], name: str, student: nn.Module,
@@ -46,18 +47,12 @@ def _card(run: dict[str, Any], name: str, student: nn.Module,
         "source": {
             "run_dir": str(run["dir"].resolve()),
             "weights": str(run["weights"].relative_to(run["dir"])),
-            "weights_sha256": _sha256(run["weights"]),
-            "config_sha256": _sha256(run["dir"] / "config.yaml"),
+            "weights_sha256": file_sha256(run["weights"]),
+            "config_sha256": file_sha256(run["dir"] / "config.yaml"),
         },
         "framekd": _code_version(),
     }
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _code_version() -> dict[str, Any]:

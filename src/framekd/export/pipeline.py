@@ -26,11 +26,12 @@ from framekd.export.constants import (
     PARITY_ATOL,
 )
 from framekd.export.formats import _save_pt2, _to_onnx, _torch_export
-from framekd.export.manifest import _card, _sha256, _version, _versions
+from framekd.export.manifest import _card, _version, _versions
 from framekd.export.parity import _accuracy, _parity, _run_onnx, _run_pt2
 from framekd.export.quantize import _quantize
 from framekd.export.run import _check_formats, _graph_and_knowledge, _load_run, _require_onnx
 from framekd.export.wrap import _FMLPDeployable, _io_spec, _MLPDeployable
+from framekd.io import file_sha256
 
 
 def export_student(
@@ -187,7 +188,7 @@ def export_student(
             "accuracy": accuracy,
             "quantization": quant,
             "metrics": recorded,
-            "files": {p.name: {"kind": kind, "bytes": p.stat().st_size, "sha256": _sha256(p)}
+            "files": {p.name: {"kind": kind, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
                       for kind, p in files.items()},
             "versions": _versions(),
         }
