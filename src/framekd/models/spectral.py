@@ -35,6 +35,7 @@ from framekd.errors import ConfigError
 from framekd.framelets import FrameletOperator, FrameletSpec
 from framekd.framelets.transform import Transform
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
+from framekd.models.stack import layer_widths
 from framekd.models.teachers import _FrameletTeacher
 
 #: Which channels :class:`SpectralFramelet` smooths with :math:`\hat A_c`.
@@ -143,13 +144,12 @@ class SpectralFramelet(_FrameletTeacher):
     ) -> None:
         super().__init__(epsilon=epsilon, framelet=framelet, operator=operator,
                          transform=transform, framelet_options=framelet_options)
-        if num_layers < 1:
-            raise ConfigError(f"SpectralFramelet needs num_layers >= 1, got {num_layers}")
+        widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers,
+                              "SpectralFramelet")
         self.dropout = float(dropout)
-        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.convs = nn.ModuleList(
             SpectralFrameletConv(a, b, num_channels=self.num_channels, smooth=smooth)
-            for a, b in zip(dims[:-1], dims[1:], strict=True)
+            for a, b in widths
         )
         self._sparse_input = SparseInput(sparse_input)
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from framekd.errors import ConfigError
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
+from framekd.models.stack import layer_widths
 
 
 class StudentOutput(NamedTuple):
@@ -75,10 +76,8 @@ class MLP(_Student):
         sparse_input: float = SPARSE_INPUT_DENSITY,
     ) -> None:
         super().__init__(sparse_input)
-        if num_layers < 1:
-            raise ConfigError(f"MLP needs num_layers >= 1, got {num_layers}")
-        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
-        self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers, "MLP")
+        self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in widths)
         self.dropout = float(dropout)
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:

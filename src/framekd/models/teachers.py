@@ -30,6 +30,7 @@ from framekd.errors import ConfigError
 from framekd.framelets import FrameletOperator, FrameletSpec, framelet_operator
 from framekd.framelets.transform import Transform
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput, input_dropout
+from framekd.models.stack import layer_widths
 
 
 class _FrameletTeacher(nn.Module):
@@ -217,13 +218,11 @@ class SpatialFramelet(_FrameletTeacher):
     ) -> None:
         super().__init__(epsilon=epsilon, framelet=framelet, operator=operator,
                          transform=transform, framelet_options=framelet_options)
-        if num_layers < 1:
-            raise ConfigError(f"SpatialFramelet needs num_layers >= 1, got {num_layers}")
+        widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers,
+                              "SpatialFramelet")
         self.dropout = float(dropout)
-        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.convs = nn.ModuleList(
-            SpatialFrameletConv(a, b, num_channels=self.num_channels)
-            for a, b in zip(dims[:-1], dims[1:], strict=True)
+            SpatialFrameletConv(a, b, num_channels=self.num_channels) for a, b in widths
         )
         self._sparse_input = SparseInput(sparse_input)
 
