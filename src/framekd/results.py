@@ -269,8 +269,10 @@ def _stats(prefix: str, values: list[float]) -> dict[str, Any]:
     }
 
 
-def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any]) -> dict:
-    """The ``metrics.json`` document: per-model mean ± std over seeds.
+def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any], *,
+              world_size: int = 1) -> dict:
+    """The ``metrics.json`` document: per-model mean ± std over seeds; ``world_size`` is the
+    number of processes of the run (1 for one process, P under torchrun).
 
     Every model has ``accuracy_mean``, ``accuracy_std``, ``accuracy`` (per seed),
     ``train_seconds`` and ``inference_seconds``; in the inductive setting ``accuracy`` is
@@ -293,6 +295,7 @@ def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any
         "dataset": str(cfg["dataset"]),
         "protocol": cfg["protocol"],
         "setting": cfg.get("setting", "transductive"),
+        "world_size": int(world_size),
         "seeds": [s.seed for s in seeds],
         "models": models,
         **extra,
