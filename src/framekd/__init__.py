@@ -18,6 +18,7 @@ from framekd.errors import (
     TrainingError,
 )
 from framekd.graph import canonicalize
+from framekd.predict import Predictor
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "FramekdWarning",
     "GraphError",
     "MemoryBudgetError",
+    "Predictor",
     "SplitError",
     "TrainingError",
     "canonicalize",

@@ -30,7 +30,7 @@ from framekd import __version__
 from framekd.errors import FramekdError, FramekdWarning
 
 # Sub-command modules, in the order `framekd --help` lists them.
-COMMANDS = ("demo", "run", "datasets", "rewire", "bench", "analyze", "tune", "export")
+COMMANDS = ("demo", "run", "predict", "datasets", "rewire", "bench", "analyze", "tune", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
 from framekd.errors import CheckpointError, ConfigError, ExportError
@@ -40,31 +39,13 @@ def _require_onnx() -> None:
 
 def _load_run(run_dir: Path, seed: int, name: str) -> dict[str, Any]:
     """Configuration, weights, metrics and test split of ``name`` in seed ``seed``."""
-    from framekd.config import RunConfig
     from framekd.experiment import load_trained
     from framekd.io import load_tensors, read_json
+    from framekd.trained import check_trained, read_config
 
-    if not (run_dir / "config.yaml").is_file():
-        raise ExportError(f"{run_dir} is not a framekd run (no config.yaml); pass the --out "
-                          "folder of a finished `framekd run`")
-    seed_dir = run_dir / f"seed_{seed}"
-    if not (seed_dir / "metrics.json").is_file():
-        done = sorted(int(p.parent.name[5:]) for p in run_dir.glob("seed_*/metrics.json")
-                      if p.parent.name[5:].isdigit())
-        raise ExportError(f"seed {seed} of {run_dir} is not finished (no seed_{seed}/"
-                          f"metrics.json); finished seeds: {', '.join(map(str, done)) or 'none'}")
-    weights = seed_dir / f"{name}.safetensors"
-    if not weights.is_file():
-        trained = sorted(p.stem for p in seed_dir.glob("*.safetensors")
-                         if p.stem in EXPORTABLE)
-        raise ExportError(f"{run_dir} seed {seed} has no trained {name!r} "
-                          f"({weights.name} missing); trained students: "
-                          f"{', '.join(trained) or 'none'}")
-    try:
-        raw = yaml.safe_load((run_dir / "config.yaml").read_text())
-        rc = RunConfig.from_dict(raw)
-    except (OSError, yaml.YAMLError, ConfigError, KeyError, TypeError) as err:
-        raise ExportError(f"{run_dir}/config.yaml is not a valid configuration: {err}") from err
+    seed_dir, weights = check_trained(run_dir, seed, name, error=ExportError,
+                                      choices=EXPORTABLE, kind="trained students")
+    raw, rc = read_config(run_dir, error=ExportError)
     try:
         student = load_trained(run_dir, seed, name)
         split = load_tensors(seed_dir / "split.safetensors")
@@ -93,17 +74,13 @@ def _graph_and_knowledge(
 ) -> tuple[Any, Tensor | None, str | None]:
     """The run's graph (as ``framekd run`` prepared it, on the CPU), its knowledge and the
     knowledge mode (``auto`` resolved)."""
-    from framekd.data.datasets import cache_root
-    from framekd.experiment import compute_knowledge, knowledge_mode, prepare_graph
-    from framekd.graph import canonicalize
+    from framekd.experiment import compute_knowledge, knowledge_mode
     from framekd.io import load_metadata
+    from framekd.trained import default_cache_dir, run_graph
 
     rc = run["rc"]
-    cache = Path(cache_dir) if cache_dir is not None else cache_root() / "artifacts"
-    if data is not None:
-        data = canonicalize(data)
-    data, _ = prepare_graph(rc, data, cache_dir=cache, log=lambda msg: None)
-    data = data.cpu()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    data = run_graph(rc, data, cache_dir=cache)
     if data.x is None or data.y is None:
         raise ExportError("the run's graph has no features or labels to check the export on")
     if not uses_knowledge:
