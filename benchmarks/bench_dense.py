@@ -1,0 +1,247 @@
+"""Training time on a dense graph (~12 k nodes, ~1 M directed edges), issue 16.
+
+Usage (before/after side by side: each source tree is imported by its own worker process,
+the two alternate item by item and round by round, so both see the same machine load)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dense.py \\
+        --sources before=/tmp/before/src,after=src --epochs 8 --rounds 2 \\
+        --csv benchmarks/results/bench_dense.csv --markdown benchmarks/results/bench_dense.md
+
+Without ``--sources`` the installed framekd is measured alone. The graph is
+:func:`framekd.data.csbm.csbm` (``--nodes``, ``--degree``, ``--features``, ``--classes``,
+seed 0); every model is built and trained with the run's default settings
+(:func:`framekd.config.resolve`, the ``fgkd`` split of seed 0) except the epoch schedule:
+each model trains exactly ``--epochs`` epochs (patience above the epoch count, so early
+stopping never ends a measurement), timed by the trainer itself
+(:attr:`framekd.distill.TrainResult.seconds`).
+
+Items: ``operator`` (the framelet operator of the graph, λ_max included, once per graph),
+``knowledge`` (the students' knowledge, once per graph, no disk cache), the teachers
+``spatial``, ``spectral-none``, ``spectral-low``, ``spectral-all`` (``teacher.smooth: auto``
+trains all three per seed) and ``gcn``, and the student ``fmlp-s``. A model is trained twice
+in its worker: a 1-epoch warm-up model first (its time, minus one steady epoch, is the
+model's one-off ``setup``: what is built once per graph and shared by later models and
+seeds), then a fresh model for ``--epochs`` epochs (``per_epoch`` = its time / epochs).
+Per seed at the default schedule = ``per_epoch`` × 500 (``teacher.epochs``, an upper bound:
+early stopping ends both versions at the same epoch when the maths is the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ITEMS = ("operator", "knowledge", "spatial", "spectral-none", "spectral-low", "spectral-all",
+         "gcn", "fmlp-s")
+DEFAULT_EPOCHS = 500  # teacher.epochs and student.epochs of the defaults
+
+
+def _graph(args):
+    from framekd.data.csbm import csbm
+
+    return csbm(num_nodes=args.nodes, num_classes=args.classes, avg_degree=args.degree,
+                homophily=args.homophily, feature_signal=1.0, num_features=args.features,
+                seed=0)
+
+
+def _config(epochs: int):
+    from framekd.config import RunConfig, resolve
+
+    sets = [f"teacher.epochs={epochs}", f"teacher.patience={epochs + 1}",
+            f"student.epochs={epochs}", f"student.patience={epochs + 1}"]
+    return RunConfig.from_dict(resolve("csbm:bench", overrides=sets))
+
+
+def worker(args) -> dict:
+    """Measure one item with the framekd on ``sys.path``; return its record."""
+    import torch
+
+    import framekd
+    from framekd.distill import distill_student, train_teacher
+    from framekd.experiment import compute_knowledge, graph_operator
+    from framekd.models import student_from_config, teacher_from_config
+    from framekd.splits import make_split
+
+    torch.set_num_threads(1)
+    item = args.worker
+    data = _graph(args)
+    rc = _config(args.epochs)
+    rec = {"item": item, "framekd": str(Path(framekd.__file__).parent),
+           "nodes": data.num_nodes, "edges": int(data.edge_index.size(1)),
+           "features": data.x.size(1), "epochs": args.epochs}
+    start = time.perf_counter()
+    operator = graph_operator(rc, data)
+    if item == "operator":
+        rec["seconds"] = time.perf_counter() - start
+        return rec
+    if item == "knowledge":
+        rec["seconds"] = compute_knowledge(data, rc, cache_dir=None, device=data.x.device,
+                                           operator=operator)[1]
+        return rec
+    split = make_split(data, "fgkd", 0)
+    c = int(data.num_classes)
+    d = data.x.size(1)
+    times = []
+    if item == "fmlp-s":
+        knowledge, _ = compute_knowledge(data, rc, cache_dir=None, device=data.x.device,
+                                         operator=operator)
+        gen = torch.Generator().manual_seed(0)
+        teacher_logp = torch.log_softmax(torch.randn(data.num_nodes, c, generator=gen), -1)
+        for epochs in (1, args.epochs):
+            torch.manual_seed(0)
+            model = student_from_config(item, rc, d, c, knowledge_shape=knowledge.shape)
+            res = distill_student(model, data, knowledge, teacher_logp, split, epochs=epochs,
+                                  patience=epochs + 1, seed=0)
+            times.append((res.seconds, res.epochs))
+    else:
+        name, _, smooth = item.partition("-")
+        for epochs in (1, args.epochs):
+            torch.manual_seed(0)
+            model = teacher_from_config(name, rc, d, c, operator=operator,
+                                        smooth=smooth or None)
+            res = train_teacher(model, data, split, epochs=epochs, patience=epochs + 1, seed=0)
+            times.append((res.seconds, res.epochs))
+    (first, _), (total, run) = times
+    rec["per_epoch"] = total / run
+    rec["setup"] = max(first - rec["per_epoch"], 0.0)
+    rec["seconds"] = total
+    return rec
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _run_worker(path: str, item: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", item, "--epochs", str(args.epochs),
+           "--nodes", str(args.nodes), "--degree", str(args.degree),
+           "--features", str(args.features), "--classes", str(args.classes),
+           "--homophily", str(args.homophily)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if path:
+        env["PYTHONPATH"] = str(Path(path).resolve())
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"worker {item} ({path or 'installed'}) failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _markdown(rows: list[dict], names: list[str], args, env: str, loads: list[str]) -> str:
+    best: dict[tuple[str, str], dict] = {}
+    for r in rows:  # the fastest round of each (item, source): the least disturbed by load
+        key = (r["item"], r["source"])
+        value = r.get("per_epoch", r["seconds"])
+        if key not in best or value < best[key].get("per_epoch", best[key]["seconds"]):
+            best[key] = r
+    first = rows[0]
+    head = (f"Graph: CSBM, {first['nodes']} nodes, {first['edges']} directed edges, "
+            f"{first['features']} dense features, {args.classes} classes; {env}; "
+            f"{args.epochs} epochs per timed model, fastest of {args.rounds} round(s); "
+            f"load average (1, 5, 15 min) at start {loads[0]}, at end {loads[-1]}.\n\n")
+    cols = " | ".join(names)
+    ratio = f" | {names[0]}/{names[-1]}" if len(names) > 1 else ""
+    lines = [head, f"| item | quantity | {cols}{ratio} |",
+             "|---|---|" + "---:|" * (len(names) + (len(names) > 1))]
+    per_seed: dict[str, float] = {n: 0.0 for n in names}
+    for item in [i for i in ITEMS if any(k[0] == i for k in best)]:
+        recs = [best.get((item, n)) for n in names]
+        if any(r is None for r in recs):
+            continue
+        if "per_epoch" in recs[0]:
+            quantities = [("s / epoch", "per_epoch", 1), ("s per seed (500 epochs)",
+                                                          "per_epoch", DEFAULT_EPOCHS),
+                          ("one-off setup (s)", "setup", 1)]
+        else:
+            quantities = [("s, once per graph", "seconds", 1)]
+        for label, key, mult in quantities:
+            vals = [r[key] * mult for r in recs]
+            cells = " | ".join(_fmt(v) for v in vals)
+            rat = ""
+            if len(names) > 1:
+                rat = f" | {vals[0] / vals[-1]:.1f}×" if vals[-1] > 0 else " | –"
+            lines.append(f"| {item} | {label} | {cells}{rat} |")
+        if item.startswith("spectral"):
+            for n, r in zip(names, recs, strict=True):
+                per_seed[n] += r["per_epoch"] * DEFAULT_EPOCHS
+    if all(("spectral-" + m, n) in best for m in ("none", "low", "all") for n in names):
+        vals = [per_seed[n] for n in names]
+        rat = f" | {vals[0] / vals[-1]:.1f}×" if len(names) > 1 else ""
+        lines.append(f"| spectral, smooth=auto (3 modes) | s per seed (500 epochs) | "
+                     f"{' | '.join(_fmt(v) for v in vals)}{rat} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sources", default="",
+                    help="name=path,... : source trees (src folders) to compare side by side")
+    ap.add_argument("--items", default=",".join(ITEMS))
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--nodes", type=int, default=12000)
+    ap.add_argument("--degree", type=float, default=87.0)
+    ap.add_argument("--features", type=int, default=500)
+    ap.add_argument("--classes", type=int, default=5)
+    ap.add_argument("--homophily", type=float, default=0.5)
+    ap.add_argument("--csv", type=Path)
+    ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    sources = [s.split("=", 1) for s in args.sources.split(",") if s] or [["installed", ""]]
+    names = [n for n, _ in sources]
+    items = [i for i in args.items.split(",") if i]
+    unknown = sorted(set(items) - set(ITEMS))
+    if unknown:
+        raise SystemExit(f"unknown item(s) {', '.join(unknown)}; use {', '.join(ITEMS)}")
+    import torch
+    import torch_geometric
+
+    env = (f"torch {torch.__version__}, PyG {torch_geometric.__version__}, 1 thread per "
+           f"worker, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(env, flush=True)
+    loads, rows = [_load()], []
+    for rnd in range(args.rounds):
+        for item in items:
+            order = sources if rnd % 2 == 0 else sources[::-1]
+            for name, path in order:
+                rec = _run_worker(path, item, args)
+                rec.update(source=name, round=rnd, load=_load())
+                rows.append(rec)
+                shown = {k: (round(v, 4) if isinstance(v, float) else v)
+                         for k, v in rec.items() if k not in ("nodes", "edges", "features")}
+                print(json.dumps(shown), flush=True)
+    loads.append(_load())
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        keys = ["item", "source", "round", "seconds", "per_epoch", "setup", "epochs", "nodes",
+                "edges", "features", "load", "framekd"]
+        with args.csv.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+    table = _markdown(rows, names, args, env, loads)
+    print(table)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
