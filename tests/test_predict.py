@@ -296,6 +296,7 @@ def broken(run, tmp_path_factory):
     (["--nodes", "new"], "there are no new nodes"),
     (["--nodes", "{root}/ids.txt"], "no such file"),
     (["--graph", "{root}/nowhere/"], "does not exist"),
+    (["--out", "{root}"], "is a folder"),
 ])
 def test_cli_user_errors_exit_2_with_one_line(run, broken, capsys, argv, message):
     argv = [a.replace("{wide}", str(broken["wide"])).replace("{root}", str(broken["root"]))
@@ -306,7 +307,9 @@ def test_cli_user_errors_exit_2_with_one_line(run, broken, capsys, argv, message
     if "--graph" not in argv:
         argv = [*argv, "--graph", SPEC]
     out = broken["root"] / "out.csv"
-    assert main(["predict", *argv, "--out", str(out)]) == 2
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(out)]
+    assert main(["predict", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("framekd predict: error:"), err
     assert message in err[0], err[0]

@@ -244,19 +244,20 @@ class Predictor:
         """
         from framekd.experiment import load_trained
         from framekd.io import read_json
-        from framekd.models.registry import ROW_ORDER, model_name
+        from framekd.models.registry import ROW_ORDER, STUDENTS, TEACHERS, model_name
         from framekd.trained import check_trained, read_config, trained_models, trained_shapes
 
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
         run_dir = Path(run_dir)
         name = model_name(model)
-        if name not in ROW_ORDER:
+        known = (*ROW_ORDER, *(m for m in (*STUDENTS, *TEACHERS) if m not in ROW_ORDER))
+        if name not in known:
             seed_dir = run_dir / f"seed_{seed}"
-            have = trained_models(seed_dir, ROW_ORDER) if seed_dir.is_dir() else []
+            have = trained_models(seed_dir, known) if seed_dir.is_dir() else []
             raise ConfigError(f"unknown model {model!r}; this run's seed {seed} has "
                               f"{', '.join(have) or 'no trained model'}")
-        _, weights = check_trained(run_dir, int(seed), name, choices=ROW_ORDER,
+        _, weights = check_trained(run_dir, int(seed), name, choices=known,
                                    kind="trained models")
         _, rc = read_config(run_dir)
         d, c, shape = trained_shapes(weights)

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         help="predict nodes of a graph (new nodes included) with a trained student",
         description="Load one model of one seed of a finished `framekd run` and predict "
         "nodes of a graph with the run's feature columns; the graph may hold nodes appended "
-        "after training (features rows and edges). The graph is prepared with the run's "
+        "after training (feature rows and edges). The graph is prepared with the run's "
         "settings (SDRF rewiring included) and the queried nodes' knowledge rows come from "
         "their receptive field. Writes node, predicted_class, prob_<class> and gate columns.",
     )
@@ -114,9 +114,13 @@ def parse_nodes(text: str) -> list[int] | str:
 def handle(args: argparse.Namespace) -> int:
     from framekd.cli import make_log
     from framekd.data import load_dataset
+    from framekd.errors import ConfigError
     from framekd.models.registry import model_name
     from framekd.predict import Predictor
 
+    if args.out is not None and args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give the path of the CSV file to "
+                          "write (e.g. preds.csv)")
     log = make_log(args.quiet)
     nodes = None if args.nodes is None else parse_nodes(args.nodes)
     predictor = Predictor.from_run(args.run, model=args.model, seed=args.seed,
@@ -161,7 +165,8 @@ def summary(result, data, args: argparse.Namespace) -> list[str]:
         known = labels >= 0
         if bool(known.any()):
             acc = float((result.pred[known] == labels[known]).float().mean())
-            text += f"; accuracy {100 * acc:.2f}% on the {int(known.sum())} labelled node(s)"
+            text += (f"; accuracy {100 * acc:.2f}% on the {int(known.sum())} node(s) the graph "
+                     "labels (training nodes included)")
     lines.append(f"predicted classes: {text}")
     return lines
 
