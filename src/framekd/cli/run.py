@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="results folder (default runs/<dataset>)")
     p.add_argument("--force", action="store_true", help="re-run seeds that already have results")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--nproc", type=int, metavar="P",
+                   help="run on P processes of this machine (restarts itself under torchrun; "
+                   "see README 'Scale out' for several machines)")
     p.set_defaults(handler=handle)
 
 
@@ -67,7 +70,11 @@ def handle(args: argparse.Namespace) -> int:
                   overrides=args.set)
     out = args.out or Path("runs") / str(args.dataset).replace("/", "_").replace(":", "_")
     from framekd.cli import make_log, show_progress
+    from framekd.distributed import handle_run
 
+    code = handle_run(args, cfg, out)  # under torchrun, or --nproc: the distributed run
+    if code is not None:
+        return code
     metrics = run_experiment(cfg, out, force=args.force, progress=show_progress(args.quiet),
                              log=make_log(args.quiet))
     print(results_table(metrics))
