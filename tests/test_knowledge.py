@@ -241,3 +241,11 @@ def test_cora_sketch_knowledge_matches_features_mode():
     assert sk.shape == (2, 2, n, 64) and torch.isfinite(sk).all()
     torch.testing.assert_close(sk, feats)
     assert t.frame_error() < 1e-3
+
+
+@pytest.mark.parametrize("m", [7, 16, 24])
+def test_sketch_rows_do_not_depend_on_the_node_count(m):
+    # Appending nodes (framekd predict on a grown graph) must leave the old rows alone.
+    small, grown = sketch_matrix(97, m, seed=3), sketch_matrix(110, m, seed=3)
+    assert torch.equal(small, grown[:97])  # exact: the same draws from the same generator
+    assert not torch.equal(grown[97:], sketch_matrix(110, m, seed=4)[97:])

@@ -52,7 +52,7 @@ MODES = ("rows", "sketch", "features")
 DEFAULT_MEMORY_BUDGET = 4 * 2**30
 #: Working memory aimed at per column block (bytes).
 _BLOCK_BYTES = 2**30
-_CACHE_FORMAT = "framekd-knowledge-1"
+_CACHE_FORMAT = "framekd-knowledge-2"  # 2: sketch rows independent of N
 
 
 def sketch_matrix(
@@ -61,10 +61,14 @@ def sketch_matrix(
     r"""The sketch :math:`R = G / \sqrt m`, :math:`G_{ij} \sim \mathcal N(0, 1)`, ``[N, m]``.
 
     Drawn in float32 on CPU from ``torch.Generator().manual_seed(seed)`` and then cast,
-    so every device and dtype sees the same matrix.
+    so every device and dtype sees the same matrix. A node's row does not depend on N:
+    appending nodes (``framekd predict`` on a grown graph) leaves the old rows as they
+    were. torch draws normals in groups of 16 values and redraws a ragged tail, so the
+    matrix is drawn for N rounded up to a multiple of 16 rows and cut.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    r = torch.randn(num_nodes, sketch_dim, generator=gen, dtype=torch.float32)
+    rows = -(-int(num_nodes) // 16) * 16
+    r = torch.randn(rows, sketch_dim, generator=gen, dtype=torch.float32)[:num_nodes]
     return (r / math.sqrt(sketch_dim)).to(dtype)
 
 
