@@ -335,3 +335,22 @@ def test_python_errors_are_framekd_errors(run, broken):
     mask = torch.zeros(N_OLD, dtype=torch.bool)
     mask[[4, 9]] = True
     assert p.predict(run["data"], nodes=mask).nodes.tolist() == [4, 9]
+
+
+def test_renumbered_labels_are_kept_with_the_run_and_read_back(run, tmp_path):
+    """A graph folder whose labels are not 0..C-1 is renumbered (framekd.data.user); the run
+    keeps the mapping (metrics.json label_map) and predictions carry the file's labels."""
+    folder = save_graph_dir(run["data"], tmp_path / "g")
+    original = (10, 20, 30)
+    labels = [str(original[int(v)]) for v in run["data"].y]
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n")
+    with pytest.warns(framekd.errors.FramekdWarning, match="renumbered"):
+        cfg = resolve(str(folder), flags={"seeds": 1}, overrides=FAST)
+        run_experiment(cfg, tmp_path / "run", progress=False, log=_quiet)
+    assert read_json(tmp_path / "run" / "metrics.json")["label_map"] == list(original)
+    out = Predictor.from_run(tmp_path / "run", model="fmlp-s").predict(run["data"])
+    assert torch.equal(out.label, torch.tensor(original)[out.pred])
+    out.write_csv(tmp_path / "p.csv")
+    header, first = (tmp_path / "p.csv").read_text().splitlines()[:2]
+    assert header.split(",")[:3] == ["node", "predicted_class", "predicted_label"]
+    assert int(first.split(",")[2]) == original[int(first.split(",")[1])]

@@ -545,7 +545,11 @@ def run_experiment(
         seeds.append(done)
     seeds = sorted(seeds + _collect_busy(out, busy, rc.raw, log), key=lambda r: r.seed)
     spec = knowledge_spec(rc, data)
-    extra = {"knowledge_mode": spec.mode}
+    extra: dict[str, Any] = {"knowledge_mode": spec.mode}
+    if "label_map" in data:
+        # The file's labels were renumbered 0..C-1 (framekd.data.user): keep the mapping so
+        # predictions can be read back as the file's labels (``label_map[c]``).
+        extra["label_map"] = [int(v) for v in data.label_map.tolist()]
     if inductive:
         shape = [operator.num_channels, spec.powers, data.num_nodes,
                  spec.width(data.num_nodes, data.x)]

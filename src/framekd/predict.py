@@ -88,6 +88,8 @@ class Prediction:
         knowledge: how the knowledge rows were obtained (``method``: ``local`` or ``full``,
             ``seconds``, ``receptive_field``); ``None`` for a model without knowledge.
         seconds: the whole call (graph preparation, knowledge, forward pass).
+        label_map: the training graph's original label of each class when its labels
+            file was renumbered (``metrics.json``'s ``label_map``), else ``None``.
     """
 
     nodes: Tensor
@@ -98,6 +100,7 @@ class Prediction:
     training_nodes: int
     knowledge: dict[str, Any] | None = None
     seconds: float = 0.0
+    label_map: list[int] | None = None
 
     @property
     def probs(self) -> Tensor:
@@ -124,10 +127,19 @@ class Prediction:
         k, _, c = self.gates.shape
         return [f"gate_k{i}_c{j}" for i in range(k) for j in range(c)]
 
+    @property
+    def label(self) -> Tensor | None:
+        """The predicted class as the training file's label (``label_map``), or ``None``."""
+        if self.label_map is None:
+            return None
+        return torch.tensor(self.label_map, dtype=torch.long)[self.pred.cpu()]
+
     def columns(self) -> list[str]:
-        """``node, predicted_class, prob_0 .. prob_<classes-1>`` and the gate columns."""
+        """``node, predicted_class``, ``predicted_label`` (with a label map),
+        ``prob_0 .. prob_<classes-1>`` and the gate columns."""
         probs = [f"prob_{c}" for c in range(self.logits.size(1))]
-        return ["node", "predicted_class", *probs, *self.gate_columns()]
+        label = ["predicted_label"] if self.label_map is not None else []
+        return ["node", "predicted_class", *label, *probs, *self.gate_columns()]
 
     def _gate_table(self) -> Tensor | None:
         if self.gates is None:
@@ -150,10 +162,12 @@ class Prediction:
             values.append(gates.detach().cpu().float())
         table = torch.cat(values, dim=1).double().numpy()
         nodes, pred = self.nodes.tolist(), self.pred.tolist()
+        label = None if self.label is None else self.label.tolist()
         with atomic_open(path) as fh:
             fh.write(",".join(self.columns()) + "\n")
             for i, row in enumerate(table):
-                fh.write(f"{nodes[i]},{pred[i]}," + ",".join(f"{v:.9g}" for v in row) + "\n")
+                head = f"{nodes[i]},{pred[i]}," + ("" if label is None else f"{label[i]},")
+                fh.write(head + ",".join(f"{v:.9g}" for v in row) + "\n")
         return path
 
 
@@ -178,6 +192,8 @@ class Predictor:
         rows: ``auto``, ``local`` or ``full`` (:data:`ROWS`): how queried nodes' knowledge
             rows are computed.
         log: where progress lines go (e.g. "rewiring with SDRF"); default silent.
+        label_map: the original label of each class when the training labels were
+            renumbered (``metrics.json``'s ``label_map``); predictions then carry it.
     """
 
     def __init__(
@@ -185,7 +201,7 @@ class Predictor:
         num_classes: int, knowledge_shape: Sequence[int], seed: int | None = None,
         knowledge_mode: str | None = None, device: str | torch.device = "cpu",
         cache_dir: str | Path | None = None, rows: str = "auto",
-        log: Callable[[str], None] | None = None,
+        log: Callable[[str], None] | None = None, label_map: Sequence[int] | None = None,
     ) -> None:
         from framekd.experiment import knowledge_spec
         from framekd.models.registry import TEACHERS
@@ -201,6 +217,7 @@ class Predictor:
         self.rows = rows
         self.log = log or (lambda msg: None)
         self.is_teacher = name in TEACHERS
+        self.label_map = None if label_map is None else [int(v) for v in label_map]
         self.model = model.to(self.device).eval()
         c, k, n, width = self.knowledge_shape
         if knowledge_mode is None:
@@ -262,14 +279,15 @@ class Predictor:
         _, rc = read_config(run_dir)
         d, c, shape = trained_shapes(weights)
         net = load_trained(run_dir, int(seed), name)
-        mode = None
+        mode, label_map = None, None
         try:
-            mode = read_json(run_dir / "metrics.json").get("knowledge_mode")
+            metrics = read_json(run_dir / "metrics.json")
+            mode, label_map = metrics.get("knowledge_mode"), metrics.get("label_map")
         except CheckpointError:
             pass  # no run-level metrics.json (still running): resolve the mode from the shape
         return cls(net, rc, name=name, num_features=d, num_classes=c, knowledge_shape=shape,
                    seed=int(seed), knowledge_mode=mode, device=device, cache_dir=cache_dir,
-                   rows=rows, log=log)
+                   rows=rows, log=log, label_map=label_map)
 
     @property
     def uses_knowledge(self) -> bool:
@@ -425,4 +443,4 @@ class Predictor:
             nodes=at, logits=logits.detach().cpu(),
             gates=None if gates is None else gates.detach().cpu(), model=self.name,
             seed=self.seed, training_nodes=self.training_nodes, knowledge=info,
-            seconds=time.perf_counter() - start)
+            seconds=time.perf_counter() - start, label_map=self.label_map)
