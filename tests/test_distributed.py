@@ -30,6 +30,7 @@ from framekd.distributed import (
     gather_rows,
     init_from_env,
     load_shard,
+    peer_errors,
     save_shard,
     scatter_rows,
     sharded_knowledge,
@@ -190,7 +191,7 @@ def _spawned(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    init_from_env("cpu", timeout=60)
+    ctx = init_from_env("cpu", timeout=60)
     try:
         res: dict = {"knowledge": {}, "ddp": {}}
         ei, n, cases = _knowledge_cases()
@@ -213,6 +214,15 @@ def _spawned(rank: int, world: int, port: int, out: str) -> None:
             res["ddp"][case] = {"state": student.state_dict(), "history": r.history,
                                 "acc": (r.train_acc, r.val_acc, r.test_acc),
                                 "best_epoch": r.best_epoch}
+        if rank == 0:  # last case: rank 0 dies; rank 1's next collective must fail at once
+            torch.save(res, Path(out) / f"rank{rank}.pt")
+            os._exit(0)
+        start = time.perf_counter()
+        try:
+            with peer_errors(ctx):
+                dist.all_reduce(torch.zeros(1))
+        except DistributedError as err:
+            res["peer_died"] = (str(err), time.perf_counter() - start)
         torch.save(res, Path(out) / f"rank{rank}.pt")
     finally:
         shutdown()
@@ -366,3 +376,12 @@ def test_nproc_relaunch_resumes_finished_seeds(torchrun_run):
     assert seed_file.stat().st_mtime_ns == before
     again = json.loads((tmp / "two" / "metrics.json").read_text())
     assert again["world_size"] == 2 and again["models"] == torchrun_run["two"]["models"]
+
+
+@gloo
+def test_a_rank_that_dies_is_a_clear_error_at_once(two_ranks):
+    """Rank 0 exits; rank 1's next collective ends in a DistributedError naming the rank,
+    long before the 60 s timeout."""
+    message, seconds = two_ranks[1]["peer_died"]
+    assert message.startswith("rank 1 of 2: a collective failed")
+    assert "another rank stopped" in message and seconds < 30

@@ -22,6 +22,7 @@ from framekd.distributed.env import (
     is_main,
     launched,
     make_rank_log,
+    peer_errors,
     rank_log,
     shutdown,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "launched",
     "load_shard",
     "make_rank_log",
+    "peer_errors",
     "rank_log",
     "relaunch",
     "run_distributed",

@@ -20,9 +20,10 @@ ends the job sooner: the agent stops the other workers as soon as one exits with
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -184,6 +185,32 @@ def current_context(device: str | torch.device = "cpu") -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=local,
                        backend=str(dist.get_backend()), device=_device_for(device, local),
                        timeout=timeout_seconds())
+
+
+@contextlib.contextmanager
+def peer_errors(ctx: DistContext) -> Iterator[None]:
+    """Turn a failed collective into a :class:`DistributedError` naming this rank.
+
+    gloo reports a peer that died as ``Connection closed by peer`` (at once) and a peer that
+    did not answer as ``Timed out waiting ...`` (after the timeout), both as a plain
+    ``RuntimeError`` from its sources; c10d raises :class:`torch.distributed.DistError`.
+    Other errors pass through unchanged.
+    """
+    import torch.distributed as dist
+
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err)
+        ours = isinstance(err, dist.DistError) or any(
+            mark in text for mark in ("gloo", "Gloo", "NCCL", "Connection closed by peer"))
+        if not (ctx.distributed and ours):
+            raise
+        raise DistributedError(
+            f"rank {ctx.rank} of {ctx.world_size}: a collective failed ({first_line(err)}); "
+            f"another rank stopped (see its own error) or did not answer within the "
+            f"{ctx.timeout:g} s timeout ({TIMEOUT_ENV})"
+        ) from err
 
 
 def first_line(err: BaseException) -> str:

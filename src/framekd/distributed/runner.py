@@ -48,6 +48,7 @@ from framekd.distributed.env import (
     init_from_env,
     launched,
     make_rank_log,
+    peer_errors,
     shutdown,
 )
 from framekd.distributed.shard import Shard, cached_sharded_knowledge, gather_rows, scatter_rows
@@ -167,10 +168,25 @@ def run_distributed(
             features or labels.
         DistributedError: the process group cannot be joined, or a peer stopped answering.
     """
+    from framekd.experiment import _typed
+
+    rc = _typed(cfg)
+    if rc.setting != "transductive":
+        raise ConfigError(f"setting {rc.setting!r} runs in one process only; start it without "
+                          "torchrun / --nproc")
+    ctx = current_context(rc.device)
+    with peer_errors(ctx):
+        return _run(rc, Path(out_dir), ctx, data=data, force=force, progress=progress,
+                    cache_dir=cache_dir, log=log)
+
+
+def _run(rc: RunConfig, out: Path, ctx: DistContext, *, data: Data | None, force: bool,
+         progress: bool, cache_dir: str | Path | None, log: Callable[[str], None],
+         ) -> dict[str, Any] | None:
     from tqdm.auto import tqdm
 
     from framekd.data.datasets import cache_root
-    from framekd.experiment import _typed, graph_operator, knowledge_spec, prepare_graph
+    from framekd.experiment import graph_operator, knowledge_spec, prepare_graph
     from framekd.graph import canonicalize
     from framekd.io import write_json, write_text
     from framekd.results import (
@@ -183,12 +199,6 @@ def run_distributed(
         run_digest,
     )
 
-    rc = _typed(cfg)
-    if rc.setting != "transductive":
-        raise ConfigError(f"setting {rc.setting!r} runs in one process only; start it without "
-                          "torchrun / --nproc")
-    ctx = current_context(rc.device)
-    out = Path(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / "artifacts"
     if data is not None:
         data = canonicalize(data)

@@ -134,7 +134,7 @@ def _source_block(spec: KnowledgeSpec, n: int, x: Tensor | None, start: int, sto
         block = sketch_columns(n, spec.sketch_dim, start, stop, seed=spec.seed, dtype=dtype)
         return block.to(device)
     if spec.mode == "features":
-        return x.detach()[:, start:stop].to(device=device, dtype=dtype)
+        return x.detach()[:, start:stop].to(device=device, dtype=dtype).contiguous()
     m = torch.zeros((n, stop - start), dtype=dtype, device=device)
     idx = torch.arange(start, stop, device=device)
     m[idx, idx - start] = 1.0
