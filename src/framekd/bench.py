@@ -5,6 +5,9 @@
   nodes, each the median over many repeats after a warm-up. The one-off costs (building the
   teacher's framelet operators, precomputing the students' graph knowledge) and the per-node
   knowledge lookup are reported in their own columns, never folded into the medians.
+  With ``query="new"`` it also times a query for nodes that are new to the graph, end to end
+  (:mod:`framekd.newnodes`): the students compute the new nodes' knowledge rows, the
+  teachers run on the query's receptive-field subgraph.
   Models are randomly initialised: inference cost does not depend on the weights.
 * :func:`accuracy_benchmark` drives :func:`framekd.experiment.run_experiment` over datasets,
   protocols and (on heterophilic sets) SDRF rewiring, one seed at a time so that an
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import torch
 
 from framekd.errors import ConfigError, FramekdError
 from framekd.timing import median_time
+from framekd.timing import time_once as _once
 
 #: Models timed by :func:`speed_benchmark`, teachers first.
 SPEED_MODELS = ("spatial", "gcn", "mlp", "fmlp-s", "fmlp-o")
@@ -42,25 +45,22 @@ def _notices(message: str) -> None:
         print(message, flush=True)
 
 
-def _once(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    with torch.no_grad():
-        out = fn()
-    sync()
-    return out, time.perf_counter() - start
-
-
 def _build(name: str, data: Any, rc: Any, knowledge_shape: Sequence[int], operator: Any):
-    """Model ``name`` from the run configuration (the same path as ``framekd run``)."""
+    """Model ``name`` from the run configuration (the same path as ``framekd run``); the
+    spectral teacher's ``smooth: auto`` (a training-time choice) is timed as ``all``, its
+    costliest mode."""
     from framekd.models import student_from_config, teacher_from_config
-    from framekd.models.registry import TEACHERS
+    from framekd.models.registry import TEACHERS, model_name
 
     d, c = data.x.size(1), int(data.y.max()) + 1
     if name in TEACHERS:
-        return teacher_from_config(name, rc, d, c, operator=operator), "teacher"
+        smooth = "all" if model_name(name) == "spectral" and rc.teacher.smooth == "auto" else None
+        return teacher_from_config(name, rc, d, c, operator=operator, smooth=smooth), "teacher"
     return student_from_config(name, rc, d, c, knowledge_shape=knowledge_shape), "student"
+
+
+#: ``query`` values of :func:`speed_benchmark`.
+QUERY_MODES = ("stored", "new", "both")
 
 
 def speed_benchmark(
@@ -73,32 +73,51 @@ def speed_benchmark(
     overrides: Iterable[str] = (),
     seed: int = 0,
     data: Any | None = None,
+    query: str = "stored",
+    new_repeats: int = 5,
+    new_warmup: int = 1,
 ) -> dict[str, Any]:
     """Time inference of ``models`` on ``dataset`` (untrained weights; see the module doc).
 
     Settings (hidden width, depth, framelets, knowledge mode, device) come from
     :func:`framekd.config.resolve` with ``overrides`` (``key=value`` strings).
 
-    Per model the result row holds ``full_ms`` (median forward pass over all N nodes) and
-    ``query_ms`` (median latency to answer ``query_size`` random nodes). A student answers a
-    query from the query's rows only: the knowledge lookup ``knowledge[:, :, idx]`` plus a
-    forward pass on ``query_size`` rows. A teacher has no per-node path: it runs the
-    full-graph forward pass and keeps the query's rows (a K-hop subgraph extraction is not
-    timed), which is the honest comparison. The framelet teachers use the operator the
-    knowledge was computed with (its λ_max estimate and normalised adjacency are in
-    ``knowledge_seconds``). ``setup_ms`` is each model's first full-graph call: the sparse
-    copy of mostly-zero features (:class:`~framekd.models.SparseInput`). Warm-up calls follow
-    it, so the medians leave it out.
+    ``query="stored"`` (and ``"both"``): per model the result row holds ``full_ms`` (median
+    forward pass over all N nodes) and ``query_ms`` (median latency to answer ``query_size``
+    random nodes). A student answers a query from the query's rows only: the knowledge
+    lookup ``knowledge[:, :, idx]`` plus a forward pass on ``query_size`` rows. A teacher
+    runs the full-graph forward pass and keeps the query's rows. The framelet teachers use
+    the operator the knowledge was computed with (its λ_max estimate and normalised
+    adjacency are in ``knowledge_seconds``). ``setup_ms`` is each model's first full-graph
+    call: the sparse copy of mostly-zero features (:class:`~framekd.models.SparseInput`).
+    Warm-up calls follow it, so the medians leave it out.
+
+    ``query="new"`` (and ``"both"``): the ``query_size`` query nodes are **new**
+    (:func:`framekd.newnodes.append_copies`: copies of random nodes' features joined to
+    their neighbours; a fresh set, seeded, for each of ``new_warmup + new_repeats`` calls,
+    built and validated before the clock starts). End to end, a student computes the new
+    nodes' knowledge rows from their receptive field
+    (:func:`framekd.receptive.knowledge_rows`, ``new_rows_ms``) and runs on them
+    (``new_forward_ms``); the MLP needs no rows. A teacher runs on the query's
+    receptive-field subgraph (:func:`framekd.newnodes.teacher_on_subgraph`, radius
+    :func:`framekd.newnodes.teacher_radius`), building that subgraph's operators.
+    Both keep the training graph's λ_max. The knowledge rows are computed once per call and
+    their time added to each FMLP's forward time of that call; ``new_ms`` is the median of
+    those sums. ``field_nodes`` is the size of the subgraph a model computes on (first call).
 
     Returns ``{"dataset", "nodes", "edges", "device", "threads", "repeats", "warmup",
-    "query_size", "knowledge_mode", "knowledge_shape", "knowledge_seconds", "lookup_ms",
-    "rows": [{"model", "role", "full_ms", "query_ms", "setup_ms", "full_speedup",
-    "query_speedup"}]}`` where the speed-ups are relative to the spatial teacher.
+    "query_size", "query", "new_repeats", "new_warmup", "knowledge_mode", "knowledge_shape",
+    "knowledge_seconds", "lookup_ms", "rows": [{"model", "role", "full_ms", "query_ms",
+    "setup_ms", "full_speedup", "query_speedup", "new_ms", "new_rows_ms", "new_forward_ms",
+    "new_speedup", "radius", "field_nodes"}]}`` where the speed-ups are relative to the
+    spatial teacher (``None`` for columns not measured).
     """
     from framekd.config import RunConfig, resolve
     from framekd.data import load_dataset
     from framekd.experiment import compute_knowledge, graph_operator, knowledge_mode
 
+    if query not in QUERY_MODES:
+        raise ConfigError(f"query must be one of {', '.join(QUERY_MODES)}, got {query!r}")
     cfg = RunConfig.from_dict(resolve(str(dataset), overrides=list(overrides)))
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -118,12 +137,17 @@ def speed_benchmark(
     timing = {"repeats": repeats, "warmup": warmup, "device": device}
     lookup = median_time(lambda: knowledge[:, :, idx], **timing)
     x, ei = data.x, data.edge_index
-    rows = []
+    built = {}
     for name in models:
         torch.manual_seed(seed)
         model, role = _build(name, data, cfg, knowledge.shape, operator)
-        model = model.to(device).eval()
+        built[name] = (model.to(device).eval(), role)
+    rows = []
+    for name, (model, role) in built.items():
         row: dict[str, Any] = {"model": name, "role": role}
+        rows.append(row)
+        if query == "new":
+            continue
         if role == "teacher":
             _, setup = _once(lambda m=model: m(x, ei), device)
             row["setup_ms"] = 1000 * setup
@@ -136,15 +160,26 @@ def speed_benchmark(
             row["full_ms"] = 1000 * median_time(lambda m=model, k=k: m(x, k), **timing)
             row["query_ms"] = 1000 * median_time(
                 lambda m=model, k=k: m(x[idx], None if k is None else k[:, :, idx]), **timing)
-        rows.append(row)
+    if query != "stored":
+        from framekd.experiment import knowledge_spec
+        from framekd.newnodes import new_node_timings
+
+        new_node_timings(rows, built, data, cfg, knowledge_spec(cfg, data), operator,
+                         query_size=query_size, repeats=new_repeats, warmup=new_warmup,
+                         seed=seed, device=device)
     ref = next((r for r in rows if r["model"] == "spatial"), None)
     for row in rows:
-        row["full_speedup"] = ref["full_ms"] / row["full_ms"] if ref else None
-        row["query_speedup"] = ref["query_ms"] / row["query_ms"] if ref else None
+        for col, key in (("full_speedup", "full_ms"), ("query_speedup", "query_ms"),
+                         ("new_speedup", "new_ms")):
+            ok = ref is not None and ref.get(key) is not None and row.get(key) is not None
+            row[col] = ref[key] / row[key] if ok else None
     return {
         "dataset": str(dataset), "nodes": n, "edges": int(ei.size(1)) // 2,
         "device": str(device), "threads": torch.get_num_threads(), "repeats": repeats,
-        "warmup": warmup, "query_size": query_size, "knowledge_mode": knowledge_mode(cfg, data),
+        "warmup": warmup, "query_size": query_size, "query": query,
+        "new_repeats": new_repeats if query != "stored" else None,
+        "new_warmup": new_warmup if query != "stored" else None,
+        "knowledge_mode": knowledge_mode(cfg, data),
         "knowledge_shape": list(knowledge.shape), "knowledge_seconds": k_seconds,
         "lookup_ms": 1000 * lookup, "rows": rows,
     }
@@ -152,7 +187,8 @@ def speed_benchmark(
 
 SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "full_ms", "query_ms",
                  "full_speedup", "query_speedup", "setup_ms", "knowledge_seconds", "lookup_ms",
-                 "device", "threads", "repeats")
+                 "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius",
+                 "field_nodes", "device", "threads", "repeats", "new_repeats")
 
 
 def speed_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,33 +201,74 @@ def speed_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def speed_markdown(results: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of :func:`speed_benchmark` results (one block per dataset)."""
+    """Markdown tables of :func:`speed_benchmark` results (one block per dataset): the
+    stored-knowledge columns and/or the new-node ones, as measured."""
     out = []
     for res in results:
+        query = res.get("query", "stored")
         out.append(
             f"**{res['dataset']}** ({res['nodes']} nodes, {res['edges']} undirected edges), "
-            f"device {res['device']}, {res['threads']} torch thread(s), median of "
-            f"{res['repeats']} repeats after {res['warmup']} warm-up calls, untrained weights.\n"
+            f"device {res['device']}, {res['threads']} torch thread(s), untrained weights.\n"
             f"Knowledge precompute ({res['knowledge_mode']}, shape "
             f"{res['knowledge_shape']}): {res['knowledge_seconds']:.3f} s once per graph "
-            f"(not in any column below); lookup of {res['query_size']} nodes' rows: "
-            f"{res['lookup_ms']:.4f} ms (included in the students' query latency).\n\n"
-            f"| model | role | full graph (ms) | {res['query_size']}-node query (ms) | "
-            "full speed-up vs spatial | query speed-up vs spatial | first call (ms) |\n"
-            "|---|---|---:|---:|---:|---:|---:|"
+            "(not in any column below)."
         )
-        for r in res["rows"]:
-            setup = "" if r["setup_ms"] is None else f"{r['setup_ms']:.1f}"
-            out.append(
-                f"| {r['model']} | {r['role']} | {r['full_ms']:.3f} | {r['query_ms']:.4f} | "
-                f"{_x(r['full_speedup'])} | {_x(r['query_speedup'])} | {setup} |"
-            )
-        out.append("\nTeachers answer a query with a full-graph forward pass (they have no "
-                   "per-node path); students read the query's knowledge rows and run on "
-                   "those rows only. First call: a model's first full-graph call, before the "
-                   "warm-up (a teacher builds its graph operators; both make the sparse copy of "
-                   "mostly-zero features); it is in no median.\n")
+        if query != "new":
+            out.append(_stored_table(res))
+        if query != "stored":
+            out.append(_new_table(res))
     return "\n".join(out)
+
+
+def _stored_table(res: dict[str, Any]) -> str:
+    q = res["query_size"]
+    lines = [
+        f"\nMedian of {res['repeats']} repeats after {res['warmup']} warm-up calls; lookup of "
+        f"{q} nodes' stored rows: {res['lookup_ms']:.4f} ms (included in the students' query "
+        "latency).\n",
+        f"| model | role | full graph (ms) | {q}-node query (ms) | full speed-up vs spatial | "
+        "query speed-up vs spatial | first call (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["rows"]:
+        setup = "" if r["setup_ms"] is None else f"{r['setup_ms']:.1f}"
+        lines.append(f"| {r['model']} | {r['role']} | {r['full_ms']:.3f} | {r['query_ms']:.4f} | "
+                     f"{_x(r['full_speedup'])} | {_x(r['query_speedup'])} | {setup} |")
+    lines.append("\nTeachers answer a query with a full-graph forward pass; students read the "
+                 "query's precomputed knowledge rows and run on those rows only. First call: a "
+                 "model's first full-graph call, before the warm-up (a teacher builds its graph "
+                 "operators; both make the sparse copy of mostly-zero features); it is in no "
+                 "median.\n")
+    return "\n".join(lines)
+
+
+def _new_table(res: dict[str, Any]) -> str:
+    q = res["query_size"]
+    lines = [
+        f"\n{q} **new** nodes per call (appended with their edges, a fresh set each call), "
+        f"median of {res['new_repeats']} calls after {res['new_warmup']} warm-up call(s), end "
+        "to end.\n",
+        f"| model | role | {q} new nodes (ms) | of which knowledge rows (ms) | forward (ms) | "
+        "radius (hops) | receptive field (nodes) | speed-up vs spatial |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["rows"]:
+        cells = [_f(r.get("new_ms"), 3), _f(r.get("new_rows_ms"), 3),
+                 _f(r.get("new_forward_ms"), 4),
+                 "" if r.get("radius") is None else str(r["radius"]),
+                 "" if r.get("field_nodes") is None else str(r["field_nodes"]),
+                 _x(r.get("new_speedup"))]
+        lines.append(f"| {r['model']} | {r['role']} | " + " | ".join(cells) + " |")
+    lines.append("\nA student computes the new nodes' knowledge rows from their receptive "
+                 "field (the knowledge radius) and runs on them; the MLP reads features only. A "
+                 "teacher runs on the subgraph within its radius + 1 hops (the outer ring keeps "
+                 "the degrees right), building that subgraph's operators. Both keep the "
+                 "training graph's λ_max.\n")
+    return "\n".join(lines)
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def _x(value: float | None) -> str:

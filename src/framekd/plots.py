@@ -137,24 +137,31 @@ def plot_depth(path: Path, rows: list[dict], name: str) -> None:
 
 
 def speed_plot(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
-    """Log-scale grouped bar chart: full-graph and query time per model and dataset."""
+    """Log-scale grouped bar charts per model and dataset: full-graph and query time, and the
+    new-node query when it was measured (a panel per measured column)."""
     plt = pyplot()
     models = list(dict.fromkeys(r["model"] for res in results for r in res["rows"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    q = results[0]["query_size"]
+    panels = [(key, title) for key, title in (
+        ("full_ms", "full-graph inference"), ("query_ms", f"{q}-node query"),
+        ("new_ms", f"{q} new nodes, end to end"))
+        if any(r.get(key) is not None for res in results for r in res["rows"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True,
+                             squeeze=False)
     width = 0.8 / max(len(models), 1)
     pos = np.arange(len(results))
-    for ax, key, title in ((axes[0], "full_ms", "full-graph inference"),
-                           (axes[1], "query_ms", f"{results[0]['query_size']}-node query")):
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
         for m, name in enumerate(models):
-            vals = [next((r[key] for r in res["rows"] if r["model"] == name), np.nan)
+            vals = [next((r.get(key) for r in res["rows"] if r["model"] == name), None)
                     for res in results]
+            vals = [np.nan if v is None else v for v in vals]
             ax.bar(pos + (m - (len(models) - 1) / 2) * width, vals, width, label=name)
         ax.set_yscale("log")
         ax.set_xticks(pos, [res["dataset"] for res in results], rotation=20)
         ax.set_title(title)
         ax.set_xlabel("dataset")
         ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0].set_ylabel("median time (ms, log scale)")
-    axes[1].legend(fontsize=8)
+    axes[0][0].set_ylabel("median time (ms, log scale)")
+    axes[0][-1].legend(fontsize=8)
     fig.suptitle(f"inference time, {results[0]['device']}, {results[0]['threads']} thread(s)")
     save_figure(fig, path)

@@ -12,6 +12,18 @@ import torch
 from framekd.errors import ConfigError
 
 
+def time_once(fn: Callable[[], Any], device: torch.device | str = "cpu") -> tuple[Any, float]:
+    """``(fn(), seconds)`` for one call under ``torch.no_grad()``; on CUDA the device is
+    synchronised before the clock starts and before it stops."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = fn()
+    sync()
+    return out, time.perf_counter() - start
+
+
 def median_time(
     fn: Callable[[], Any], *, repeats: int = 100, warmup: int = 10,
     device: torch.device | str = "cpu",

@@ -22,12 +22,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Time the spatial framelet teacher, GCN and every student (untrained "
         "weights) on each dataset: full-graph inference and the latency of a query for a few "
         "random nodes, median over repeats after warm-up. Knowledge precompute and the "
-        "per-node knowledge lookup are reported separately.")
+        "per-node knowledge lookup are reported separately. --query new|both adds the "
+        "honest latency for nodes new to the graph: knowledge rows from the receptive field "
+        "for the students, the receptive-field subgraph for the teachers.")
     s.add_argument("--datasets", nargs="+", default=["cora"], metavar="NAME",
                    help="dataset names or csbm:... specs (default: cora)")
     s.add_argument("--repeats", type=int, default=100, help="timed calls per model (default 100)")
     s.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
     s.add_argument("--query-size", type=int, default=10, help="nodes per query (default 10)")
+    s.add_argument("--query", choices=("stored", "new", "both"), default="stored",
+                   help="stored: query nodes of the graph, students read precomputed knowledge "
+                   "rows (default); new: the query nodes are new (appended with their edges), "
+                   "students compute their knowledge rows from the receptive field and "
+                   "teachers run on the receptive-field subgraph, end to end; both: both tables")
+    s.add_argument("--new-repeats", type=int, default=5,
+                   help="timed new-node queries, each on a fresh set of new nodes (default 5)")
+    s.add_argument("--new-warmup", type=int, default=1,
+                   help="untimed new-node queries first (default 1)")
     s.add_argument("--models", default="spatial,gcn,mlp,fmlp-s,fmlp-o",
                    help="comma-separated models to time (default: %(default)s)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -80,14 +91,17 @@ def handle_speed(args: argparse.Namespace) -> int:
     from framekd.plots import speed_plot
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.repeats < 1 or args.new_repeats < 1:
+        raise ConfigError(f"--repeats and --new-repeats must be >= 1, got {args.repeats} and "
+                          f"{args.new_repeats}")
     results = []
     for name in args.datasets:
         print(f"bench speed: {name} ...", flush=True)
         results.append(speed_benchmark(name, models=models, repeats=args.repeats,
                                        warmup=args.warmup, query_size=args.query_size,
-                                       overrides=args.set))
+                                       overrides=args.set, query=args.query,
+                                       new_repeats=args.new_repeats,
+                                       new_warmup=args.new_warmup))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     text = speed_markdown(results)

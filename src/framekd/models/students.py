@@ -14,6 +14,16 @@ batch of ``B`` nodes:
 
 Unlike the reference release, every channel (the low pass and **all** high passes) has its own
 encoder and its own classifier, and gates are returned for analysis instead of printed.
+
+Inference (``model.eval()``, no forward hook on a submodule) takes a batched path with the
+same maths: the per-channel
+products become one batched product over the channels (:func:`torch.baddbmm`), and FMLP-S,
+linear up to its gates, multiplies its input by the composed maps (classifier and gate ∘
+encoder) instead of encoding to the hidden width first. It agrees with the training-mode
+code (a Python loop over channels, kept as it is so that training draws the same dropout
+masks) up to float32 rounding (``tests/test_bench_newnode.py``: 1e-5). The composed and
+stacked weights are kept between calls under ``torch.no_grad()`` and rebuilt when a
+parameter changes (its version counter moves).
 """
 
 from __future__ import annotations
@@ -54,6 +64,37 @@ class _Student(nn.Module):
         sparse copy of ``x`` made once, when ``x`` is mostly zeros); the trainers in
         :mod:`framekd.distill` batch with it."""
         return self._sparse_input.rows(x, index)
+
+    def _batched(self) -> bool:
+        """Whether this call takes the eval path: in eval mode, unless a forward hook watches
+        a submodule (the eval path skips the per-channel module calls that hooks observe,
+        e.g. :func:`framekd.analysis.student_energies`)."""
+        if self.training:
+            return False
+        return not any(m._forward_hooks or m._forward_pre_hooks
+                       for m in self.modules() if m is not self)
+
+    def _inference_weights(self) -> tuple[Tensor, ...]:
+        """The stacked/composed weights of the eval path (:meth:`_build_inference_weights`).
+
+        Kept between calls when no gradient is being recorded: the key is every parameter's
+        identity, storage, version counter (bumped by optimiser steps, ``load_state_dict``
+        and in-place initialisation), dtype and device. With gradients on, and while
+        ``torch.export`` traces the model, they are rebuilt on every call, so that they stay
+        differentiable and the exported graph computes them from the parameters.
+        """
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self._build_inference_weights()
+        key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device)
+                    for p in self.parameters())
+        cached = self.__dict__.get("_inference_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self._build_inference_weights())
+            self.__dict__["_inference_cache"] = cached
+        return cached[1]
+
+    def _build_inference_weights(self) -> tuple[Tensor, ...]:
+        raise NotImplementedError
 
 
 class MLP(_Student):
@@ -117,6 +158,26 @@ def _gate(gate: nn.Linear, u: Tensor, h: Tensor) -> Tensor:
     return torch.sigmoid(F.linear(u, a_u, gate.bias) + F.linear(h, a_h))
 
 
+def _heads(classifiers: nn.ModuleList, gates: nn.ModuleList, hidden: int) -> tuple[Tensor, Tensor]:
+    """Each channel's classifier and the knowledge half of its gate, stacked as one head:
+    weights ``[C, classes + 1, hidden]``, biases ``[C, classes + 1]`` (the gate's bias last)."""
+    pairs = list(zip(classifiers, gates, strict=True))
+    weight = torch.stack([torch.cat([cls.weight, g.weight[:, :hidden]]) for cls, g in pairs])
+    bias = torch.stack([torch.cat([cls.bias, g.bias]) for cls, g in pairs])
+    return weight, bias
+
+
+def _feature_head(
+    classifier: nn.Linear, gates: nn.ModuleList, hidden: int
+) -> tuple[Tensor, Tensor]:
+    """The feature/hidden branch's classifier and every gate's other half, stacked:
+    weights ``[classes + C, hidden]`` and biases ``[classes + C]`` (zero for the gates, whose
+    bias is in :func:`_heads`)."""
+    weight = torch.cat([classifier.weight, torch.cat([g.weight[:, hidden:] for g in gates])])
+    bias = torch.cat([classifier.bias, classifier.bias.new_zeros(len(gates))])
+    return weight, bias
+
+
 class FMLPS(_Student):
     r"""Simplified framelet MLP (FMLP-S, docs/SPEC.md §5); uses the top knowledge power only.
 
@@ -158,9 +219,46 @@ class FMLPS(_Student):
         self.feature_encoder = nn.Linear(in_channels, hidden_channels)
         self.feature_classifier = nn.Linear(hidden_channels, out_channels)
 
+    def _build_inference_weights(self) -> tuple[Tensor, ...]:
+        r"""The composed maps of the eval path. Without dropout, :math:`u_c = E_c z_c + e_c`
+        and :math:`u_x = E_x x + e_x` enter only linear maps (classifiers, gates), so
+
+        .. math::
+            [\mathrm{Cls}_c(u_c) \,\|\, a_{c,u} u_c + b_c] = z_c P_c + p_c, \quad
+            [\mathrm{Cls}_x(u_x) \,\|\, (a_{c,x} u_x)_c] = x Q^\top + q,
+
+        with :math:`P_c = E_c^\top [\mathrm{Cls}_c; a_{c,u}]^\top` (``[C, width, classes+1]``)
+        and :math:`Q = [\mathrm{Cls}_x; a_{1,x}; \dots; a_{C,x}] E_x` (``[classes+C, d]``):
+        ``classes + 1`` and ``classes + C`` outputs per node instead of the hidden width.
+        """
+        hid = self.feature_encoder.out_features
+        enc_w = torch.stack([e.weight for e in self.encoders])  # [C, H, W]
+        enc_b = torch.stack([e.bias for e in self.encoders])[:, :, None]  # [C, H, 1]
+        head_w, head_b = _heads(self.classifiers, self.gates, hid)  # [C, cls+1, H], [C, cls+1]
+        p_mat = torch.bmm(head_w, enc_w).transpose(1, 2)
+        p_bias = (torch.bmm(head_w, enc_b)[:, :, 0] + head_b)[:, None]
+        feat_w, feat_b = _feature_head(self.feature_classifier, self.gates, hid)
+        q_mat = feat_w @ self.feature_encoder.weight
+        q_bias = feat_w @ self.feature_encoder.bias + feat_b
+        return p_mat, p_bias, q_mat, q_bias
+
+    def _infer(self, x: Tensor, z: Tensor) -> StudentOutput:
+        """The eval path (see :meth:`_build_inference_weights`); ``z`` is ``[C, B, width]``."""
+        p_mat, p_bias, q_mat, q_bias = self._inference_weights()
+        classes = self.feature_classifier.out_features
+        zy = torch.baddbmm(p_bias, z, p_mat)  # [C, B, classes + 1]
+        xy = F.linear(self._sparse_input(x), q_mat, q_bias)  # [B, classes + C]
+        y_c = zy[:, :, :classes]
+        alpha = torch.sigmoid(zy[:, :, classes:] + xy[:, classes:].T[:, :, None])  # [C, B, 1]
+        # Σ_c (1 - α_c) y_c + α_c y_x
+        logits = (y_c - alpha * y_c).sum(0) + alpha.sum(0) * xy[:, :classes]
+        return StudentOutput(logits, alpha[:, :, 0].T)
+
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         _check_knowledge(knowledge, x, self.knowledge_channels, None, self.knowledge_width, "FMLPS")
         z = knowledge[:, -1]
+        if self._batched():
+            return self._infer(x, z)
         u_x = self.feature_encoder(self._sparse_input(x))
         u_x = F.dropout(u_x, p=self.dropout, training=self.training)
         y_x = self.feature_classifier(u_x)
@@ -234,10 +332,65 @@ class FMLPO(_Student):
     def _encode(self, c: int, z: Tensor) -> Tensor:
         return F.dropout(F.relu(self.encoders[c](z)), p=self.dropout, training=self.training)
 
+    def _build_inference_weights(self) -> tuple[Tensor, ...]:
+        """The eval path's weights, stacked over channels: encoders ``[C, width, H]`` and
+        ``[C, 1, H]``; per layer the gates' knowledge halves ``[C, H, 1]``, biases
+        ``[C, 1, 1]`` and hidden halves ``[H, C]``; the output heads ``[C, H, classes+1]``
+        (classifier and gate side by side) with biases ``[C, 1, classes+1]``, and the
+        hidden branch's ``[classes+C, H]`` and ``[classes+C]``."""
+        hid = self.feature_encoder.out_features
+        enc_w = torch.stack([e.weight for e in self.encoders]).transpose(1, 2)
+        enc_b = torch.stack([e.bias for e in self.encoders])[:, None]
+        gate_u = [torch.stack([g.weight[0, :hid] for g in layer])[:, :, None]
+                  for layer in self.gates[:-1]]
+        gate_b = [torch.stack([g.bias for g in layer])[:, :, None] for layer in self.gates[:-1]]
+        gate_h = [torch.stack([g.weight[0, hid:] for g in layer], 1) for layer in self.gates[:-1]]
+        head_w, head_b = _heads(self.classifiers, self.gates[-1], hid)
+        feat_w, feat_b = _feature_head(self.feature_classifier, self.gates[-1], hid)
+        return (enc_w, enc_b, *gate_u, *gate_b, *gate_h, head_w.transpose(1, 2),
+                head_b[:, None], feat_w, feat_b)
+
+    def _infer(self, x: Tensor, knowledge: Tensor) -> StudentOutput:
+        r"""The eval path: every channel's encoder in one :func:`torch.baddbmm` per layer,
+        the hidden-layer mix as
+        :math:`\mathrm{mean}_c[\alpha_c u_c + (1-\alpha_c) h]
+        = (\sum_c \alpha_c u_c + (C - \sum_c \alpha_c) h) / C`, and the output layer's
+        classifiers and gates in one batched product."""
+        w = self._inference_weights()
+        layers = self.num_powers - 1
+        enc_w, enc_b = w[0], w[1]
+        gate_u, gate_b, gate_h = w[2:2 + layers], w[2 + layers:2 + 2 * layers], \
+            w[2 + 2 * layers:2 + 3 * layers]
+        head_w, head_b, feat_w, feat_b = w[2 + 3 * layers:]
+        c = self.knowledge_channels
+        h = F.relu(self.feature_encoder(self._sparse_input(x)))
+        all_gates = []
+        for k in range(layers):
+            u = torch.baddbmm(enc_b, knowledge[:, k], enc_w).relu_()  # [C, B, H]
+            alpha = torch.sigmoid(torch.baddbmm(gate_b[k], u, gate_u[k])
+                                  + (h @ gate_h[k]).T[:, :, None])  # [C, B, 1]
+            # In place when nothing is recorded (u is this call's own buffer); with
+            # gradients on, u is saved for the gate's backward and must stay as it is.
+            weighted = u * alpha if torch.is_grad_enabled() else u.mul_(alpha)
+            mixed = weighted.sum(0).addcmul_(h, c - alpha.sum(0)).div_(c)
+            h = F.relu(self.hidden[k](mixed))
+            all_gates.append(alpha[:, :, 0].T)
+        u = torch.baddbmm(enc_b, knowledge[:, -1], enc_w).relu_()
+        classes = self.feature_classifier.out_features
+        zy = torch.baddbmm(head_b, u, head_w)  # [C, B, classes + 1]
+        hy = F.linear(h, feat_w, feat_b)  # [B, classes + C]
+        y_c = zy[:, :, :classes]
+        alpha = torch.sigmoid(zy[:, :, classes:] + hy[:, classes:].T[:, :, None])
+        logits = (y_c - alpha * y_c).sum(0) + alpha.sum(0) * hy[:, :classes]
+        all_gates.append(alpha[:, :, 0].T)
+        return StudentOutput(logits, torch.stack(all_gates))
+
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         _check_knowledge(
             knowledge, x, self.knowledge_channels, self.num_powers, self.knowledge_width, "FMLPO"
         )
+        if self._batched():
+            return self._infer(x, knowledge)
         h = F.relu(self.feature_encoder(self._sparse_input(x)))
         h = F.dropout(h, p=self.dropout, training=self.training)
         all_gates = []
