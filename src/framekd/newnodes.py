@@ -38,7 +38,8 @@ def append_copies(data: Data, count: int, *, seed: int = 0) -> tuple[Data, Tenso
     sorted, no self-loops).
 
     Args:
-        data: a graph with canonical ``edge_index`` and features ``x``.
+        data: a graph with canonical ``edge_index`` and features ``x`` (``None``: the grown
+            graph has none either).
         count: number of new nodes (at most N).
         seed: seed of the choice of source nodes.
 
@@ -51,9 +52,9 @@ def append_copies(data: Data, count: int, *, seed: int = 0) -> tuple[Data, Tenso
     n = int(data.num_nodes)
     if not 1 <= count <= n:
         raise ConfigError(f"the number of new nodes must be in [1, {n}], got {count}")
-    gen = torch.Generator().manual_seed(int(seed))
-    source = torch.randperm(n, generator=gen)[:count].to(data.x.device)
     ei = data.edge_index
+    gen = torch.Generator().manual_seed(int(seed))
+    source = torch.randperm(n, generator=gen)[:count].to(ei.device)
     slot = torch.full((n,), -1, dtype=torch.long, device=ei.device)
     slot[source] = torch.arange(count, device=ei.device)
     hit = slot[ei[0]] >= 0
@@ -61,8 +62,8 @@ def append_copies(data: Data, count: int, *, seed: int = 0) -> tuple[Data, Tenso
     nbr = ei[1][hit]
     grown_ei = coalesce(torch.cat([ei, torch.stack([new, nbr]), torch.stack([nbr, new])], 1),
                         num_nodes=n + count)
-    grown = Data(x=torch.cat([data.x, data.x[source]]), edge_index=grown_ei,
-                 num_nodes=n + count)
+    x = None if data.x is None else torch.cat([data.x, data.x[source]])
+    grown = Data(x=x, edge_index=grown_ei, num_nodes=n + count)
     if getattr(data, "y", None) is not None:
         grown.y = torch.cat([data.y, data.y[source]])
     return grown, source
@@ -229,8 +230,11 @@ def new_node_timings(
     fields: dict[str, int | None] = {}
     radii: dict[str, int | None] = {name: teacher_radius(m) for name, m in local.items()}
     k_radius = knowledge_radius(fspec, spec.powers)
+    # Only features knowledge reads the grown graph's features: do not copy x otherwise.
+    base = Data(x=x if spec.mode == "features" else None, edge_index=data.edge_index,
+                num_nodes=n)
     for call in range(warmup + repeats):
-        grown, source = append_copies(data, query_size, seed=seed + 1 + call)
+        grown, source = append_copies(base, query_size, seed=seed + 1 + call)
         ensure_canonical(grown.edge_index, grown.num_nodes)  # the graph arrives validated
         new = torch.arange(n, n + query_size, device=device)
         x_new = x[source]
