@@ -39,15 +39,15 @@ from torch import Tensor
 from framekd.errors import ConfigError, FramekdWarning
 from framekd.framelets import FrameletOperator
 from framekd.knowledge import (
+    _BLOCK_BYTES,
     KnowledgeSpec,
-    _block_width,
     _check_budget,
     checked_inputs,
     knowledge_key,
 )
 
 _SHARD_FORMAT = "framekd-knowledge-shard-1"
-#: Values of the sketch drawn at once by :func:`sketch_columns` (a multiple of 16).
+#: Values of the sketch drawn at once by :func:`sketch_columns`.
 _SKETCH_CHUNK = 1 << 22
 
 
@@ -98,6 +98,16 @@ def _group_info() -> tuple[int, int]:
     return 0, 1
 
 
+def default_block(num_nodes: int, num_channels: int, width: int, dtype: torch.dtype) -> int:
+    """Columns per round: about 1 GiB of working memory (8·C·N values per column), as
+    :func:`framekd.knowledge.graph_knowledge` aims at, but without its floor of 32 columns:
+    a rank propagates over all N nodes, and on large graphs the working set, not the
+    per-pass overhead, is what limits it (1 column at 10⁸ nodes is already ~7 GB)."""
+    size = torch.empty((), dtype=dtype).element_size()
+    fit = _BLOCK_BYTES // max(1, 8 * num_channels * num_nodes * size)
+    return max(1, min(max(width, 1), int(fit)))
+
+
 def sketch_columns(
     num_nodes: int, sketch_dim: int, start: int, stop: int, *, seed: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -105,25 +115,21 @@ def sketch_columns(
     r"""Columns ``[start, stop)`` of :func:`framekd.knowledge.sketch_matrix`, ``[N, stop-start]``,
     without the full ``[N, m]`` matrix in memory.
 
-    The CPU generator fills a float32 ``randn`` in order, 16 values at a time (the last 16
-    redrawn when the size is not a multiple of 16), so drawing the rows in chunks of a
-    multiple of 16 values, the last chunk holding at least 16, reproduces the one-call draw
-    value for value; only the wanted columns of each chunk are kept.
+    ``sketch_matrix`` draws a float32 ``randn`` of N rounded up to 16 rows and cuts it; the
+    CPU generator fills such a tensor in order, 16 values at a time, so drawing the same rows
+    in chunks of a multiple of 16 rows reproduces it value for value. Only the wanted
+    columns of each chunk are kept.
     """
-    from framekd.knowledge import sketch_matrix
-
-    if num_nodes * sketch_dim < 32:
-        return sketch_matrix(num_nodes, sketch_dim, seed=seed, dtype=dtype)[:, start:stop]
     gen = torch.Generator().manual_seed(int(seed))
+    total = -(-int(num_nodes) // 16) * 16
     rows = 16 * max(1, _SKETCH_CHUNK // (16 * sketch_dim))
     scale = math.sqrt(sketch_dim)
     out = torch.empty(num_nodes, stop - start, dtype=dtype)
-    i = 0
-    while i < num_nodes:
-        take = rows if (num_nodes - i - rows) * sketch_dim >= 16 else num_nodes - i
+    for i in range(0, total, rows):
+        take = min(rows, total - i)
         r = torch.randn(take, sketch_dim, generator=gen, dtype=torch.float32)
-        out[i:i + take] = (r[:, start:stop] / scale).to(dtype)
-        i += take
+        keep = min(take, num_nodes - i)
+        out[i:i + keep] = (r[:keep, start:stop] / scale).to(dtype)
     return out
 
 
@@ -163,8 +169,8 @@ def sharded_knowledge(
         x: node features ``[N, d]`` (``features`` mode; replicated).
         spec: the :class:`~framekd.knowledge.KnowledgeSpec`.
         operator: the graph's :class:`~framekd.framelets.FrameletOperator` (the teacher's).
-        block_size: columns propagated per round (default: as
-            :func:`~framekd.knowledge.graph_knowledge`, about 1 GiB of working memory).
+        block_size: columns propagated per round (default :func:`default_block`: about
+            1 GiB of working memory).
         memory_budget: bytes this rank's rows may take (default 4 GiB), checked first.
 
     Returns:
@@ -184,7 +190,7 @@ def sharded_knowledge(
     rows = [block_range(num_nodes, world, q) for q in range(world)]
     cols = [block_range(width, world, q) for q in range(world)]
     widest = max(b - a for a, b in cols)
-    block = block_size or _block_width(num_nodes, c, max(widest, 1), dt)
+    block = block_size or default_block(num_nodes, c, widest, dt)
     # The budget of one process holding N/P rows (the estimate's block term is per round).
     _check_budget(spec.mode, shard.size, c, k, width, dt, 0, memory_budget)
     rounds = max(1, math.ceil(widest / block))
