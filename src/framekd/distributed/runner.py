@@ -69,6 +69,28 @@ def _status(ctx: DistContext, code: int) -> int:
     return int(t)
 
 
+#: How long the other ranks wait for rank 0 to prepare the graph (load, SDRF) before giving
+#: up; longer than the collective timeout, since SDRF on a large graph takes a while. A rank
+#: 0 that dies ends the wait at once.
+PREPARE_TIMEOUT = 4 * 3600.0
+
+
+def _wait_for_main(ctx: DistContext) -> None:
+    """Every rank waits here until rank 0 arrives (gloo: a monitored barrier with
+    :data:`PREPARE_TIMEOUT`; nccl: a barrier with the group's timeout)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not ctx.distributed:
+        return
+    if ctx.backend == "gloo":
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=max(PREPARE_TIMEOUT,
+                                                                      ctx.timeout)))
+    else:
+        dist.barrier()
+
+
 def _distil(name: str, data: Data, shard: Shard, knowledge: Tensor,
             logp: Tensor, split: Any, rc: RunConfig, seed: int, progress: bool,
             full_shape: tuple[int, ...], lam: float | None = None,
@@ -202,7 +224,13 @@ def _run(rc: RunConfig, out: Path, ctx: DistContext, *, data: Data | None, force
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / "artifacts"
     if data is not None:
         data = canonicalize(data)
-    data, info = prepare_graph(rc, data, cache_dir=cache, log=log)
+    # Rank 0 first: it fills the dataset and SDRF caches once; the others then read them
+    # instead of writing the same files (or running SDRF) side by side.
+    if ctx.is_main:
+        data, info = prepare_graph(rc, data, cache_dir=cache, log=log)
+    _wait_for_main(ctx)
+    if not ctx.is_main:
+        data, info = prepare_graph(rc, data, cache_dir=cache, log=log)
     if data.x is None or data.y is None:
         raise ConfigError("the graph needs node features x and labels y to train on")
     if "num_classes" not in data:
