@@ -146,13 +146,13 @@ DDP_CASES = {
 def _graph():
     from framekd.data import csbm
 
-    data = csbm(num_nodes=120, num_classes=3, avg_degree=4.0, homophily=0.8,
+    data = csbm(num_nodes=121, num_classes=3, avg_degree=4.0, homophily=0.8,
                 num_features=6, seed=3)
     return data
 
 
 def _knowledge_cases():
-    ei, n = random_graph(5)
+    ei, n = random_graph(5, isolated=4)  # 41 nodes: shards of 20 and 21 rows
     return ei, n, {
         "features": (KnowledgeSpec(mode="features", powers=2), bag_of_words(n, 5, 0.4), 2),
         "features-one-column": (KnowledgeSpec(mode="features", powers=3),
@@ -293,8 +293,9 @@ SETTINGS = ["teacher.epochs=15", "teacher.patience=15", "student.epochs=20",
             "student.patience=20", "student.dropout=0.0"]
 
 
-def _run_args(out: Path) -> list[str]:
-    args = ["run", "--dataset", DATASET, "--seeds", "1", "--out", str(out), "--quiet"]
+def _run_args(out: Path, quiet: bool = True) -> list[str]:
+    args = ["run", "--dataset", DATASET, "--seeds", "1", "--out", str(out)]
+    args += ["--quiet"] if quiet else []
     for item in SETTINGS:
         args += ["--set", item]
     return args
@@ -314,7 +315,8 @@ def torchrun_run(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1", FRAMEKD_CACHE=str(cache))
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node", "2", "-m", "framekd", *_run_args(tmp / "two")],
+                           "--nproc-per-node", "2", "-m", "framekd",
+                           *_run_args(tmp / "two", quiet=False)],
                           env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     seconds = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -358,7 +360,8 @@ def test_torchrun_metrics_schema_accuracy_and_time(torchrun_run):
         seed_two["artifacts"])
     out = torchrun_run["proc"].stdout
     assert out.count("results written to") == 1  # rank 0 prints the table
-    assert "[rank 0]" not in out or "[rank 1]" in out
+    assert "[rank 0] knowledge rows [0, 300) of 600" in out
+    assert "[rank 1] knowledge rows [300, 600) of 600" in out
     assert torchrun_run["seconds"] < 120
 
 
