@@ -15,6 +15,7 @@ graph's hash (not its size), the framelet settings, ε, dtype and device: buildi
 from __future__ import annotations
 
 import copy
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -27,6 +28,14 @@ from framekd.framelets.spec import FrameletSpec
 from framekd.framelets.transform import FrameletTransform, Transform
 from framekd.graph import graph_hash
 from framekd.operators import ChannelPropagation
+
+#: The fixed products of the input features (:meth:`FrameletOperator.input_product`) a
+#: teacher may precompute; ``W``: :math:`W_c X`, ``AW``: :math:`\hat A_c W_c X`, ``WW``:
+#: :math:`W_c W_c X`, ``WAW``: :math:`K_c X = W_c \hat A_c W_c X`.
+INPUT_PRODUCTS = ("W", "AW", "WW", "WAW")
+#: Feature columns per block of the precompute: one sparse product of a few hundred columns
+#: runs out of cache, blocks of this width do not.
+INPUT_BLOCK = 64
 
 
 class FrameletOperator(nn.Module):
@@ -119,6 +128,46 @@ class FrameletOperator(nn.Module):
         for out in self.powers(m, k):  # noqa: B007 - only the last power is kept
             pass
         return out
+
+    def input_product(self, x: Tensor, kind: str) -> Tensor:
+        r"""A fixed product of the input features ``x`` ``[N, d]``, ``[C, N, d]``, computed
+        once and kept while the same ``x``, unmodified, comes back.
+
+        ``kind`` is one of :data:`INPUT_PRODUCTS`: ``"W"`` (:math:`W_c X`), ``"AW"``
+        (:math:`\hat A_c W_c X`), ``"WW"`` (:math:`W_c W_c X`) or ``"WAW"``
+        (:math:`K_c X`). A teacher whose first layer applies these operators to
+        :math:`X\Theta` gets the same values from :math:`(\cdot X)\Theta` (associativity;
+        only the rounding differs) without the graph products at every step. Computed
+        without gradient (``x`` is data, not a parameter), in column blocks of
+        :data:`INPUT_BLOCK`.
+        """
+        if kind not in INPUT_PRODUCTS:
+            raise ConfigError(f"kind must be one of {', '.join(INPUT_PRODUCTS)}, got {kind!r}")
+        key = (x._version, tuple(x.shape), x.dtype, x.device)
+        cache = self.__dict__.get("_inputs")
+        if cache is None or cache[0]() is not x or cache[1] != key:
+            cache = (weakref.ref(x), key, {})
+            self.__dict__["_inputs"] = cache
+        products = cache[2]
+        if kind not in products:
+            with torch.no_grad():
+                products[kind] = self._input_product(x, kind, products)
+        return products[kind]
+
+    def _input_product(self, x: Tensor, kind: str, done: dict[str, Tensor]) -> Tensor:
+        t = self.transform
+        if kind == "W":
+            blocks = [t.apply(b.contiguous()) for b in x.split(INPUT_BLOCK, 1)]
+            return torch.cat(blocks, 2)
+        source = "AW" if kind == "WAW" else "W"
+        if source not in done:
+            done[source] = self._input_product(x, source, done)
+        step = self.propagate if kind == "AW" else t.apply_each
+        return torch.cat([step(b.contiguous()) for b in done[source].split(INPUT_BLOCK, 2)], 2)
+
+    def input_product_bytes(self, x: Tensor) -> int:
+        """Bytes of one :meth:`input_product` of ``x`` (``C·N·d`` values)."""
+        return self.num_channels * x.numel() * x.element_size()
 
     def extra_repr(self) -> str:
         return f"channels={self.num_channels}"

@@ -337,21 +337,46 @@ class FrameletTransform(nn.Module):
 
         Nested from the coarsest level down,
         :math:`z_l = g_0(t_l L) z_{l+1} + \sum_r g_r(t_l L) y_{r,l}` with
-        :math:`z_{\mathrm{Lev}+1} = y_{0,\mathrm{Lev}}`, so each level costs one
-        recurrence of width :math:`(R+1)d`. ``reconstruct(apply(x)) == x`` for a tight frame.
+        :math:`z_{\mathrm{Lev}+1} = y_{0,\mathrm{Lev}}`; each level costs ``order - 1`` sparse
+        products of width d (Clenshaw's recurrence, :meth:`_clenshaw`).
+        ``reconstruct(apply(x)) == x`` for a tight frame.
         """
         self._check_input(ys, 3, "ys")
         if self.method == "exact":
             return self._u @ (self._h[:, :, None] * (self._u.T @ ys)).sum(0)
-        n, d = ys.shape[1], ys.shape[2]
         f = len(self.bank)
         z = ys[0]
         for l in range(self.levels, 0, -1):
-            blocks = [z] + [ys[self._index(r, l)] for r in range(1, f)]
-            u = torch.stack(blocks, 1).reshape(n, f * d)
-            coef = self._coef.repeat_interleave(d, 0).T[None]
-            z = self._polys(u, self.scales[l - 1], coef)[0].reshape(n, f, d).sum(1)
+            blocks = torch.stack([z] + [ys[self._index(r, l)] for r in range(1, f)])
+            z = self._clenshaw(blocks, self.scales[l - 1])
         return z
+
+    def _clenshaw(self, u: Tensor, t: float) -> Tensor:
+        r"""Return :math:`\sum_r g_r(tL)\, u_r = \sum_k T_k(Y)\, w_k` for ``u`` ``[F, N, d]``,
+        :math:`w_k = \sum_r coef[r, k]\, u_r`, :math:`Y = (t/a) L - I`.
+
+        Clenshaw's recurrence :math:`b_k = w_k + 2Y b_{k+1} - b_{k+2}`, result
+        :math:`w_0 + Y b_1 - b_2`: the filters are summed *before* each product, so the
+        ``order - 1`` sparse products have width d, not F·d as a forward recurrence per
+        filter would need (the same polynomial; the rounding differs).
+        """
+        beta = t / CHEBYSHEV_A
+        f, n, d = u.shape
+        # Every w_k in one product [order, F] x [F, N·d] (F is small: one call, not order).
+        ws = (self._coef.T @ u.reshape(f, n * d)).reshape(self.order, n, d)
+
+        def w(k: int) -> Tensor:
+            return ws[k]
+
+        if self.order == 1:
+            return w(0)
+        b1, b2 = w(self.order - 1), None
+        for k in range(self.order - 2, 0, -1):
+            nxt = symmetric_matmul(self._p, b1, b1, beta=2.0 * (beta - 1.0), alpha=-2.0 * beta)
+            nxt = nxt + w(k) if b2 is None else nxt + (w(k) - b2)
+            b1, b2 = nxt, b1
+        out = symmetric_matmul(self._p, b1, b1, beta=beta - 1.0, alpha=-beta) + w(0)
+        return out if b2 is None else out - b2
 
     def frame_error(self, num_probes: int = 4, iters: int = 30, seed: int = 0) -> float:
         r"""Estimate :math:`\|\sum_c W_c^\top W_c - I\|_2` by block power iteration.

@@ -100,6 +100,27 @@ class SpectralFrameletConv(nn.Module):
             z = z + self.mix * (operator.propagate(z) - z)
         return t.reconstruct((1.0 + self.band) * z) + self.lin.bias
 
+    def products(self) -> tuple[str, ...]:
+        """The :meth:`~framekd.framelets.FrameletOperator.input_product` kinds
+        :meth:`from_products` reads for this layer's ``smooth``."""
+        return {"none": ("WW",), "all": ("WAW",)}.get(self.smooth, ("WW", "WAW"))
+
+    def from_products(self, products: dict[str, Tensor]) -> Tensor:
+        r"""The layer on a fixed input :math:`X` from its precomputed products
+        (:meth:`products`): :math:`\sum_c (M_c\Theta) \odot \theta_c + b` with
+        :math:`M_c = W_c S_c W_c X`, which is :meth:`forward`'s
+        :math:`\sum_c W_c(\theta_c \odot S_c W_c X\Theta)` reordered (the gains act on
+        output columns, :math:`\Theta` on input ones): no graph product at all."""
+        if self.smooth == "none":
+            m = products["WW"]
+        elif self.smooth == "all":
+            m = products["WAW"]
+        elif self.smooth == "low":
+            m = torch.cat([products["WAW"][:1], products["WW"][1:]])
+        else:  # learn: W_c (I + γ_c (Â_c - I)) W_c X
+            m = products["WW"] + self.mix * (products["WAW"] - products["WW"])
+        return ((1.0 + self.band) * F.linear(m, self.lin.weight)).sum(0) + self.lin.bias
+
     def extra_repr(self) -> str:
         return f"channels={self.band.size(0)}, smooth={self.smooth!r}"
 
@@ -121,6 +142,10 @@ class SpectralFramelet(_FrameletTeacher):
         epsilon: energy perturbation ε of :math:`\hat A_c` (only used when smoothing).
         framelet, operator, transform, sparse_input, framelet_options: as in
             :class:`~framekd.models.SpatialFramelet`.
+        precompute: the first layer reads :math:`W_c S_c W_c X`, computed once per graph
+            and features (:meth:`SpectralFrameletConv.from_products`): ``None`` when that
+            is cheaper, ``True`` whenever possible, ``False`` never. Same values up to
+            rounding.
 
     Shapes:
         ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
@@ -140,10 +165,12 @@ class SpectralFramelet(_FrameletTeacher):
         operator: FrameletOperator | None = None,
         transform: Transform | None = None,
         sparse_input: float = SPARSE_INPUT_DENSITY,
+        precompute: bool | None = None,
         **framelet_options: Any,
     ) -> None:
         super().__init__(epsilon=epsilon, framelet=framelet, operator=operator,
-                         transform=transform, framelet_options=framelet_options)
+                         transform=transform, framelet_options=framelet_options,
+                         precompute=precompute)
         widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers,
                               "SpectralFramelet")
         self.dropout = float(dropout)
@@ -163,5 +190,12 @@ class SpectralFramelet(_FrameletTeacher):
         for i, conv in enumerate(self.convs):
             if i > 0:
                 h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
-            h = conv(h, operator)
+                h = conv(h, operator)
+            elif self.first_layer_precomputed(x, operator, h, removed=2, dense=1):
+                # The first layer is linear in the fixed X (no dropout before it): its graph
+                # products W_c S_c W_c X are computed once per graph, not at every call.
+                h = conv.from_products({k: operator.input_product(x, k)
+                                        for k in conv.products()})
+            else:
+                h = conv(h, operator)
         return h
