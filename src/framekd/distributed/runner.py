@@ -186,8 +186,8 @@ def run_distributed(
     ``out_dir/metrics.json`` with ``world_size``), ``None`` on the other ranks.
 
     Raises:
-        ConfigError: ``setting: inductive`` (single-process only) or a graph without
-            features or labels.
+        ConfigError: ``setting: inductive`` or a ``metric`` other than accuracy
+            (single-process only), or a graph without features or labels.
         DistributedError: the process group cannot be joined, or a peer stopped answering.
     """
     from framekd.experiment import _typed
@@ -196,6 +196,12 @@ def run_distributed(
     if rc.setting != "transductive":
         raise ConfigError(f"setting {rc.setting!r} runs in one process only; start it without "
                           "torchrun / --nproc")
+    metric = rc.raw.get("metric", "accuracy")
+    if metric != "accuracy":
+        # The students' scores are reduced as counts of correct predictions; other metrics
+        # (balanced accuracy, ROC-AUC) would need per-class counts or gathered scores.
+        raise ConfigError(f"metric {metric!r} is computed in one process only; with torchrun "
+                          "/ --nproc use metric accuracy")
     ctx = current_context(rc.device)
     with peer_errors(ctx):
         return _run(rc, Path(out_dir), ctx, data=data, force=force, progress=progress,
