@@ -412,7 +412,9 @@ def accuracy_benchmark(
 def _run_slug(job: AccuracyJob, cfg: Any) -> str:
     """The job's run folder name: its slug, ``-inductive`` added in that setting."""
     inductive = isinstance(cfg, dict) and cfg.get("setting") == "inductive"
-    return job.slug + ("-inductive" if inductive else "")
+    metric = cfg.get("metric", "accuracy") if isinstance(cfg, dict) else "accuracy"
+    return (job.slug + ("-inductive" if inductive else "")
+            + ("" if metric == "accuracy" else f"-{metric}"))
 
 
 def _finished(run_dir: Path, seeds: int) -> int:
@@ -422,24 +424,26 @@ def _finished(run_dir: Path, seeds: int) -> int:
 def accuracy_row(job: AccuracyJob, metrics: dict[str, Any]) -> dict[str, Any]:
     """One table row from a :func:`~framekd.experiment.run_experiment` metrics document.
 
-    Accuracies are in %. ``reached`` is whether the best distilled student (GLNN, FMLP-S,
-    FMLP-O) scores at least the teacher's mean minus :data:`REACH_TOLERANCE` points.
+    Scores (the run's metric, accuracy by default) are in %. ``reached`` is whether the best
+    distilled student (GLNN, FMLP-S, FMLP-O) scores at least the teacher's mean minus
+    :data:`REACH_TOLERANCE` points.
     """
     models = metrics["models"]
+    key = metrics.get("metric", "accuracy")
     row: dict[str, Any] = {"dataset": job.dataset, "protocol": job.protocol,
                            "graph": "SDRF" if job.sdrf else "original",
                            "setting": metrics.get("setting", "transductive"),
                            "knowledge": metrics.get("knowledge_mode", ""),
-                           "seeds": len(metrics["seeds"]), "note": ""}
+                           "seeds": len(metrics["seeds"]), "note": "", "metric": key}
     for name in ACCURACY_MODELS:
         if name in models:
-            row[f"{name}_mean"] = 100 * models[name]["accuracy_mean"]
-            row[f"{name}_std"] = 100 * models[name]["accuracy_std"]
+            row[f"{name}_mean"] = 100 * models[name][f"{key}_mean"]
+            row[f"{name}_std"] = 100 * models[name][f"{key}_std"]
     teacher = next(n for n, m in models.items() if m["role"] == "teacher")
     students = [n for n in DISTILLED if n in models]
     row["teacher"] = teacher
     if students:
-        best = max(students, key=lambda n: models[n]["accuracy_mean"])
+        best = max(students, key=lambda n: models[n][f"{key}_mean"])
         row["best_student"] = best
         row["gap"] = row[f"{best}_mean"] - row[f"{teacher}_mean"]
         row["reached"] = row["gap"] >= -REACH_TOLERANCE
@@ -473,7 +477,10 @@ def accuracy_markdown(rows: Sequence[dict[str, Any]]) -> str:
     inductive = any(r.get("setting") == "inductive" for r in rows)
     n_ok = sum(1 for r in rows if r.get("reached") is True)
     n_all = sum(1 for r in rows if "reached" in r)
-    foot = (f"\nTest accuracy (%), mean ± std over seeds. Teacher: spatial framelet; "
+    from framekd.metrics import LABELS
+
+    label = LABELS.get(next((r["metric"] for r in rows if r.get("metric")), "accuracy"))
+    foot = (f"\nTest {label} (%), mean ± std over seeds. Teacher: spatial framelet; "
             f"\"reached\": best distilled student (glnn, fmlp-s, fmlp-o) ≥ teacher − "
             f"{REACH_TOLERANCE} points ({n_ok} of {n_all} runs). mlp is trained on labels only.\n")
     if inductive:

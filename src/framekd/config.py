@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     # transductive: every node and edge seen in training; inductive: GLNN's production
     # setting (framekd.inductive, docs/SPEC.md §9 "Settings").
     "setting": "transductive",
+    # What early stopping, the tables and `framekd tune` score by (framekd.metrics):
+    # accuracy, balanced_accuracy or roc_auc (binary: P(class 1); multi-class: one-vs-rest
+    # macro). Accuracy is always reported as well.
+    "metric": "accuracy",
     "teacher": {
         # The spectral framelet teacher contains an MLP and, with smooth=auto, picks by
         # validation whether to smooth its bands (BENCHMARKS.md §8); "spatial" is the
@@ -304,13 +308,18 @@ class RunConfig:
     student: StudentSpec
     rewire: Any = None  # framekd.rewire.SDRFSpec or None
     setting: str = "transductive"  # or "inductive" (framekd.inductive)
+    metric: str = "accuracy"  # framekd.metrics.METRICS
     #: The validated dict itself (what ``config.yaml`` holds).
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def digest(self) -> str:
-        """:func:`config_hash` of the configuration: what a finished seed is checked against."""
-        return config_hash(self.raw)
+        """:func:`config_hash` of the configuration (without ``metric`` when it is the
+        default ``accuracy``, so digests of configurations older than the key stay equal)."""
+        raw = dict(self.raw)
+        if raw.get("metric", "accuracy") == "accuracy":
+            raw.pop("metric", None)
+        return config_hash(raw)
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> RunConfig:
@@ -333,6 +342,11 @@ class RunConfig:
         setting = cfg.get("setting", "transductive")
         _check(setting in SETTINGS,
                f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+        from framekd.metrics import METRICS
+
+        metric = cfg.get("metric", "accuracy")
+        _check(isinstance(metric, str) and metric in METRICS,
+               f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         rw = cfg["rewire"]
         _check(rw["method"] in (None, "sdrf"),
                f"rewire.method must be null or sdrf, got {rw['method']!r}")
@@ -356,6 +370,7 @@ class RunConfig:
             student=StudentSpec.from_dict(cfg["student"]),
             rewire=rewire,
             setting=setting,
+            metric=metric,
             raw=copy.deepcopy(dict(cfg)),
         )
 

@@ -13,11 +13,12 @@ r"""Training: teachers on hard labels, students by knowledge distillation (docs/
   mini-batches over nodes. Defaults :math:`\lambda = 0`, :math:`T = 1`. The two terms are summed
   into one loss per step (the reference took two optimiser steps per epoch).
 
-Both use Adam and early stopping on validation accuracy: an epoch improves when its validation
-accuracy is higher than the best so far, or equal with a lower validation loss. Training stops
-after ``patience`` epochs without improvement, and the best weights are restored **after** the
-loop. With ``seed`` set, dropout and batch order are reproducible and the caller's global RNG
-state is left untouched.
+Both use Adam and early stopping on the validation score of the run's ``metric``
+(:mod:`framekd.metrics`: accuracy by default, balanced accuracy or ROC-AUC): an epoch improves
+when its validation score is higher than the best so far, or equal with a lower validation
+loss (:class:`EarlyStopping`). Training stops after ``patience`` epochs without improvement,
+and the best weights are restored **after** the loop. With ``seed`` set, dropout and batch
+order are reproducible and the caller's global RNG state is left untouched.
 
 Training never finishes with NaN: non-finite features, soft labels or graph knowledge, and a
 loss or weights that become NaN/Inf (a learning rate or ε too large) raise
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from framekd.errors import ConfigError, GraphError, SplitError, TrainingError
+from framekd.metrics import check_metric, score
 from framekd.models.students import StudentOutput
 
 
@@ -45,10 +47,12 @@ from framekd.models.students import StudentOutput
 class TrainResult:
     """Outcome of :func:`train_teacher` or :func:`distill_student`.
 
-    Accuracies are in ``[0, 1]`` and measured with the restored best weights. ``log_probs``
-    holds log-softmax outputs ``[N, classes]`` for all nodes (a teacher's soft labels);
-    ``gates`` the student's gates on all nodes (``None`` for teachers and the MLP).
-    ``history`` has one ``(train_loss, val_acc)`` pair per epoch run.
+    Accuracies are in ``[0, 1]`` and measured with the restored best weights; ``val_score``
+    and ``test_score`` are the same nodes' scores of ``metric`` (:mod:`framekd.metrics`; the
+    accuracies themselves when the metric is accuracy). ``log_probs`` holds log-softmax
+    outputs ``[N, classes]`` for all nodes (a teacher's soft labels); ``gates`` the student's
+    gates on all nodes (``None`` for teachers and the MLP). ``history`` has one
+    ``(train_loss, validation score)`` pair per epoch run.
     """
 
     val_acc: float
@@ -60,6 +64,15 @@ class TrainResult:
     log_probs: Tensor
     gates: Tensor | None = None
     history: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    metric: str = "accuracy"
+    val_score: float | None = None
+    test_score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.val_score is None:
+            self.val_score = self.val_acc
+        if self.test_score is None:
+            self.test_score = self.test_acc
 
 
 def as_index(nodes: Tensor, num_nodes: int | None = None) -> Tensor:
@@ -147,18 +160,24 @@ def kd_loss(
     return loss
 
 
-class _EarlyStopping:
-    """Tracks the best epoch (val accuracy, ties broken by val loss) and a weights snapshot."""
+class EarlyStopping:
+    """Tracks the best epoch and a snapshot of its weights.
+
+    An epoch is better when its validation score (of the run's metric, higher is better) is
+    higher than the best so far, or equal with a lower validation loss; training stops after
+    ``patience`` epochs in a row without a better one. :meth:`restore` loads the best
+    weights back.
+    """
 
     def __init__(self, model: nn.Module, patience: int) -> None:
         self.model, self.patience = model, patience
-        self.best = (-1.0, float("inf"))
+        self.best = (-math.inf, math.inf)
         self.best_epoch, self.bad, self.state = 0, 0, None
 
-    def step(self, epoch: int, val_acc: float, val_loss: float) -> bool:
+    def step(self, epoch: int, val_score: float, val_loss: float) -> bool:
         """Record one epoch; ``True`` when training should stop."""
-        if val_acc > self.best[0] or (val_acc == self.best[0] and val_loss < self.best[1]):
-            self.best, self.best_epoch, self.bad = (val_acc, val_loss), epoch, 0
+        if val_score > self.best[0] or (val_score == self.best[0] and val_loss < self.best[1]):
+            self.best, self.best_epoch, self.bad = (val_score, val_loss), epoch, 0
             self.state = copy.deepcopy(self.model.state_dict())
         else:
             self.bad += 1
@@ -313,21 +332,24 @@ def train_teacher(
     patience: int = 50,
     seed: int | None = None,
     progress: bool = False,
+    metric: str = "accuracy",
 ) -> TrainResult:
     """Train a teacher full-batch on the labelled training nodes of ``split``.
 
     ``data`` has ``x``, ``edge_index`` and ``y``; ``split`` has ``train``/``val``/``test``
     node sets (index tensors or masks). Cross-entropy on the training nodes, Adam, early
-    stopping on validation accuracy; the best weights are restored after the loop and the
-    result carries the log-probabilities on all nodes. The model's initial weights are the
-    caller's (seed before building it); ``seed`` makes dropout reproducible.
+    stopping on the validation score of ``metric`` (:data:`framekd.metrics.METRICS`); the
+    best weights are restored after the loop and the result carries the log-probabilities
+    on all nodes. The model's initial weights are the caller's (seed before building it);
+    ``seed`` makes dropout reproducible.
     """
     _check_schedule(epochs, patience)
+    check_metric(metric)
     train, val, test = (i.to(data.x.device) for i in _split_indices(split, data.x.size(0)))
     _check_inputs("teacher", data.x)
     y = data.y
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    stopper = _EarlyStopping(model, patience)
+    stopper = EarlyStopping(model, patience)
     history: list[tuple[float, float]] = []
     start = time.perf_counter()
     with _Seeded(seed, data.x.device):
@@ -341,24 +363,39 @@ def train_teacher(
             loss = float(loss.detach())
             _check_step("teacher", model, epoch, loss, lr, weight_decay, first=epoch == 1)
             logp = predict_teacher(model, data)
-            val_acc = accuracy(logp, y, val)
-            history.append((loss, val_acc))
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_acc:.3f}", refresh=False)
-            if stopper.step(epoch, val_acc, float(F.nll_loss(logp[val], y[val]))):
+            val_score = score(metric, logp, y, val, where="validation")
+            history.append((loss, val_score))
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_score:.3f}", refresh=False)
+            if stopper.step(epoch, val_score, float(F.nll_loss(logp[val], y[val]))):
                 break
         bar.close()
     stopper.restore()
     seconds = time.perf_counter() - start
     logp = predict_teacher(model, data)
+    return _result(logp, logp, y, (train, val, test), metric, stopper, history, seconds)
+
+
+def _result(logits: Tensor, log_probs: Tensor, y: Tensor, sets: tuple[Tensor, Tensor, Tensor],
+            metric: str, stopper: EarlyStopping, history: list[tuple[float, float]],
+            seconds: float, gates: Tensor | None = None) -> TrainResult:
+    """The :class:`TrainResult` of the restored best weights' ``logits`` (and their
+    ``log_probs``) on all nodes."""
+    train, val, test = sets
+    val_acc, test_acc = accuracy(logits, y, val), accuracy(logits, y, test)
+    same = metric == "accuracy"
     return TrainResult(
-        val_acc=accuracy(logp, y, val),
-        test_acc=accuracy(logp, y, test),
-        train_acc=accuracy(logp, y, train),
+        val_acc=val_acc,
+        test_acc=test_acc,
+        train_acc=accuracy(logits, y, train),
         best_epoch=stopper.best_epoch,
         epochs=len(history),
         seconds=seconds,
-        log_probs=logp,
+        log_probs=log_probs,
+        gates=gates,
         history=history,
+        metric=metric,
+        val_score=val_acc if same else score(metric, logits, y, val, where="validation"),
+        test_score=test_acc if same else score(metric, logits, y, test, where="test"),
     )
 
 
@@ -420,6 +457,7 @@ def distill_student(
     distill_nodes: Tensor | None = None,
     seed: int | None = None,
     progress: bool = False,
+    metric: str = "accuracy",
 ) -> TrainResult:
     r"""Distil a teacher's soft labels (and, with ``lam > 0``, the hard labels) into a student.
 
@@ -432,9 +470,11 @@ def distill_student(
     term uses the training nodes of ``split``, which must then lie in ``distill_nodes``.
     With ``batch_size`` the distillation nodes are visited in shuffled mini-batches
     (one optimiser step each); otherwise each epoch is one full-batch step. Validation runs
-    on all nodes after every epoch (batched with the same ``batch_size``).
+    on all nodes after every epoch (batched with the same ``batch_size``); early stopping
+    follows the validation score of ``metric`` (:data:`framekd.metrics.METRICS`).
     """
     _check_schedule(epochs, patience)
+    check_metric(metric)
     x, y = data.x, data.y
     n = x.size(0)
     train, val, test = (i.to(x.device) for i in _split_indices(split, n))
@@ -466,7 +506,7 @@ def distill_student(
                   teacher_logp=teacher_logp, knowledge=knowledge)
     full = distill_nodes is None and batch_size is None
     optimizer = torch.optim.Adam(student.parameters(), lr=lr, weight_decay=weight_decay)
-    stopper = _EarlyStopping(student, patience)
+    stopper = EarlyStopping(student, patience)
     history: list[tuple[float, float]] = []
     start = time.perf_counter()
     with _Seeded(seed, x.device) as gen:
@@ -494,24 +534,16 @@ def distill_student(
                             first=epoch == 1 and batch is batches[0])
                 total += value * batch.numel()
             out = predict_student(student, x, knowledge, batch_size=batch_size)
-            val_acc = accuracy(out.logits, y, val)
-            history.append((total / nodes.numel(), val_acc))
-            bar.set_postfix(loss=f"{history[-1][0]:.3f}", val=f"{val_acc:.3f}", refresh=False)
+            val_score = score(metric, out.logits, y, val, where="validation")
+            history.append((total / nodes.numel(), val_score))
+            bar.set_postfix(loss=f"{history[-1][0]:.3f}", val=f"{val_score:.3f}",
+                            refresh=False)
             val_loss = float(F.cross_entropy(out.logits[val], y[val]))
-            if stopper.step(epoch, val_acc, val_loss):
+            if stopper.step(epoch, val_score, val_loss):
                 break
         bar.close()
     stopper.restore()
     seconds = time.perf_counter() - start
     out = predict_student(student, x, knowledge, batch_size=batch_size)
-    return TrainResult(
-        val_acc=accuracy(out.logits, y, val),
-        test_acc=accuracy(out.logits, y, test),
-        train_acc=accuracy(out.logits, y, train),
-        best_epoch=stopper.best_epoch,
-        epochs=len(history),
-        seconds=seconds,
-        log_probs=F.log_softmax(out.logits, dim=-1),
-        gates=out.gates,
-        history=history,
-    )
+    return _result(out.logits, F.log_softmax(out.logits, dim=-1), y, (train, val, test), metric,
+                   stopper, history, seconds, out.gates)

@@ -59,6 +59,7 @@ from framekd.results import (  # noqa: F401 - part of this module's public API
     claim_seed,
     damaged_notice,
     inspect_seed,
+    metric_row,
     results_table,
     run_digest,
 )
@@ -204,16 +205,16 @@ def _train_teacher(
                                     operator=operator, smooth=smooth).to(data.x.device)
         res = train_teacher(
             model, data, split, lr=t.lr, weight_decay=t.weight_decay, epochs=t.epochs,
-            patience=t.patience, seed=seed, progress=progress,
+            patience=t.patience, seed=seed, progress=progress, metric=rc.metric,
         )
         seconds += res.seconds
-        if best is None or res.val_acc > best[1].val_acc:
+        if best is None or res.val_score > best[1].val_score:
             best = (model, res, smooth)
     model, res, smooth = best
     infer = median_time(lambda: predict_teacher(model, data), repeats=5, warmup=1,
                         device=data.x.device)
     row = {"accuracy": res.test_acc, "val_accuracy": res.val_acc, "train_seconds": seconds,
-           "inference_seconds": infer, "best_epoch": res.best_epoch}
+           "inference_seconds": infer, "best_epoch": res.best_epoch, **metric_row(res)}
     if smooth is not None:
         row["smooth"] = smooth
     return model, row, res.log_probs
@@ -237,13 +238,14 @@ def _distil(
         lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
         weight_decay=s.weight_decay, epochs=s.epochs, patience=s.patience,
         batch_size=s.batch_size, distill_nodes=distill_nodes, seed=seed, progress=progress,
+        metric=rc.metric,
     )
     infer = median_time(
         lambda: predict_student(student, data.x, k, batch_size=s.batch_size),
         repeats=5, warmup=1, device=data.x.device,
     )
     row = {"accuracy": res.test_acc, "val_accuracy": res.val_acc, "train_seconds": res.seconds,
-           "inference_seconds": infer, "best_epoch": res.best_epoch}
+           "inference_seconds": infer, "best_epoch": res.best_epoch, **metric_row(res)}
     return student, row, res.gates
 
 
@@ -390,7 +392,7 @@ def run_seed_inductive(
         inductive_split,
         knowledge_at_test_time,
         observed_graph,
-        production_scores,
+        production_row,
     )
     from framekd.models import teacher_from_config
     from framekd.receptive import receptive_field
@@ -440,9 +442,7 @@ def run_seed_inductive(
                 gates[name] = out.gates
             row["inference_seconds"] = median_time(
                 lambda m=model, k=k: predict_student(m, xs, k, batch_size=batch), **timing)
-        scores = production_scores(logits, data.y, isplit)
-        row.update(accuracy=scores["prod"], tran_accuracy=scores["tran"],
-                   ind_accuracy=scores["ind"])
+        row.update(production_row(logits, data.y, isplit, rc.metric))
         result.models[name] = row
     if gates:
         gates["test_nodes"] = isplit.test_nodes

@@ -27,7 +27,9 @@ to nodes that arrive *after* training. Per seed i:
    uses full-graph rows.
 5. **Scores** (:func:`production_scores`): ``tran`` = accuracy on the observed test nodes,
    ``ind`` = accuracy on the unseen test nodes, ``prod`` = 0.8 ``tran`` + 0.2 ``ind``
-   (:data:`PROD_WEIGHTS`). A run reports ``prod`` as its accuracy.
+   (:data:`PROD_WEIGHTS`). A run reports ``prod`` as its accuracy; a run scored by another
+   metric (``metric: roc_auc`` ...) reports the same three for it as well
+   (:func:`production_row`).
 
 :func:`framekd.experiment.run_seed` runs this protocol when the configuration has
 ``setting: inductive``.
@@ -154,8 +156,10 @@ def prod_accuracy(tran: float, ind: float) -> float:
     return PROD_WEIGHTS[0] * tran + PROD_WEIGHTS[1] * ind
 
 
-def production_scores(logits: Tensor, y: Tensor, isplit: InductiveSplit) -> dict[str, float]:
-    """``{"tran", "ind", "prod"}`` accuracies of predictions on the test nodes.
+def production_scores(logits: Tensor, y: Tensor, isplit: InductiveSplit,
+                      metric: str = "accuracy") -> dict[str, float]:
+    """``{"tran", "ind", "prod"}`` scores of ``metric`` (:mod:`framekd.metrics`, accuracy by
+    default) of predictions on the test nodes.
 
     ``logits`` has one row per node of ``isplit.test_nodes`` (observed test nodes first, then
     unseen ones), or one per node of the graph (N rows); ``y`` holds all N labels.
@@ -169,9 +173,29 @@ def production_scores(logits: Tensor, y: Tensor, isplit: InductiveSplit) -> dict
             f"expected predictions for the {rows.numel()} test nodes or all "
             f"{isplit.num_nodes} nodes, got {logits.size(0)} rows"
         )
-    hit = (logits.argmax(-1).cpu() == y.cpu()[rows]).double()
-    tran, ind = float(hit[:n_obs].mean()), float(hit[n_obs:].mean())
+    if metric == "accuracy":
+        hit = (logits.argmax(-1).cpu() == y.cpu()[rows]).double()
+        tran, ind = float(hit[:n_obs].mean()), float(hit[n_obs:].mean())
+    else:
+        from framekd.metrics import score
+
+        logits, labels = logits.detach().cpu(), y.cpu()[rows]
+        tran = score(metric, logits[:n_obs], labels[:n_obs], where="observed test")
+        ind = score(metric, logits[n_obs:], labels[n_obs:], where="unseen test")
     return {"tran": tran, "ind": ind, "prod": prod_accuracy(tran, ind)}
+
+
+def production_row(logits: Tensor, y: Tensor, isplit: InductiveSplit,
+                   metric: str = "accuracy") -> dict[str, float]:
+    """A model's scores in a result row: ``accuracy`` (= prod), ``tran_accuracy`` and
+    ``ind_accuracy``, and with another ``metric`` the same three for it (``roc_auc``,
+    ``tran_roc_auc``, ``ind_roc_auc`` ...)."""
+    row: dict[str, float] = {}
+    for name in dict.fromkeys(("accuracy", metric)):
+        scores = production_scores(logits, y, isplit, name)
+        row.update({name: scores["prod"], f"tran_{name}": scores["tran"],
+                    f"ind_{name}": scores["ind"]})
+    return row
 
 
 def knowledge_at_test_time(

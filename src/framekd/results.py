@@ -43,12 +43,14 @@ class SeedResult:
 def run_digest(cfg: RunConfig | dict[str, Any]) -> str:
     """The configuration hash a finished seed is checked against.
 
-    :func:`framekd.config.config_hash` of the configuration, without the ``setting`` key when
-    it is the default ``transductive``: folders written before the key existed still resume.
+    :func:`framekd.config.config_hash` of the configuration, without the ``setting`` and
+    ``metric`` keys when they are the defaults ``transductive`` and ``accuracy``: folders
+    written before the keys existed still resume.
     """
     raw = dict(cfg.raw if isinstance(cfg, RunConfig) else cfg)
-    if raw.get("setting", "transductive") == "transductive":
-        raw.pop("setting", None)
+    for key, default in (("setting", "transductive"), ("metric", "accuracy")):
+        if raw.get(key, default) == default:
+            raw.pop(key, None)
     return config_hash(raw)
 
 
@@ -71,13 +73,29 @@ def _finite(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def _check_models(models: Any, inductive: bool) -> str | None:
+def metric_keys(metric: str, inductive: bool = False) -> tuple[str, ...]:
+    """The score keys of a model's row: ``accuracy`` (and ``tran_``/``ind_`` in the inductive
+    setting), plus the same for ``metric`` when it is not accuracy."""
+    names = ("accuracy",) if metric == "accuracy" else ("accuracy", metric)
+    if not inductive:
+        return names
+    return tuple(f"{p}{n}" for n in names for p in ("", "tran_", "ind_"))
+
+
+def metric_row(res: Any) -> dict[str, float]:
+    """The extra entries of a model's row for a run scored by a metric other than accuracy:
+    ``{metric: test score, "val_<metric>": validation score}`` of a
+    :class:`~framekd.distill.TrainResult` (empty for accuracy)."""
+    if res.metric == "accuracy":
+        return {}
+    return {res.metric: res.test_score, f"val_{res.metric}": res.val_score}
+
+
+def _check_models(models: Any, inductive: bool, metric: str = "accuracy") -> str | None:
     """Why the ``models`` mapping of a seed cannot be aggregated, or ``None``."""
     if not isinstance(models, dict) or not models:
         return f'{SEED_METRICS} has no "models" mapping'
-    keys = ("accuracy", "train_seconds", "inference_seconds")
-    if inductive:
-        keys += ("tran_accuracy", "ind_accuracy")
+    keys = (*metric_keys(metric, inductive), "train_seconds", "inference_seconds")
     for name, row in models.items():
         if not isinstance(row, dict) or not isinstance(row.get("role"), str):
             return f"{SEED_METRICS}: the entry of model {name!r} is not a result row"
@@ -173,7 +191,7 @@ def inspect_seed(
         return None, f'{SEED_METRICS}: "seed" is {got!r}, expected {expected}'
     inductive = raw.get("setting", "transductive") == "inductive"
     models = saved.get("models")
-    why = _check_models(models, inductive)
+    why = _check_models(models, inductive, raw.get("metric", "accuracy"))
     notes = saved.get("notes", [])
     if why is None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
         why = f'{SEED_METRICS}: "notes" is not a list of strings'
@@ -276,22 +294,26 @@ def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any
 
     Every model has ``accuracy_mean``, ``accuracy_std``, ``accuracy`` (per seed),
     ``train_seconds`` and ``inference_seconds``; in the inductive setting ``accuracy`` is
-    ``prod`` and ``tran_accuracy*`` / ``ind_accuracy*`` follow the same pattern.
+    ``prod`` and ``tran_accuracy*`` / ``ind_accuracy*`` follow the same pattern. A run
+    scored by another metric (``metric: roc_auc`` ...) has the top-level ``"metric"`` and
+    the same keys for it (``roc_auc_mean``, ``roc_auc_std``, ``roc_auc``, ``tran_roc_auc*``
+    ...) beside the accuracies.
     """
+    metric = cfg.get("metric", "accuracy")
     names = [n for n in ROW_ORDER if any(n in s.models for s in seeds)]
     models = {}
     for name in names:
         rows = [s.models[name] for s in seeds if name in s.models]
         models[name] = {"role": rows[0]["role"],
                         **_stats("accuracy", [float(r["accuracy"]) for r in rows])}
-        for part in ("tran_accuracy", "ind_accuracy"):
+        for part in metric_keys(metric, inductive=True)[1:]:
             if all(part in r for r in rows):
                 models[name].update(_stats(part, [float(r[part]) for r in rows]))
         models[name].update(
             train_seconds=statistics.fmean(float(r["train_seconds"]) for r in rows),
             inference_seconds=statistics.fmean(float(r["inference_seconds"]) for r in rows),
         )
-    return {
+    doc = {
         "dataset": str(cfg["dataset"]),
         "protocol": cfg["protocol"],
         "setting": cfg.get("setting", "transductive"),
@@ -300,24 +322,41 @@ def aggregate(cfg: dict[str, Any], seeds: list[SeedResult], extra: dict[str, Any
         "models": models,
         **extra,
     }
+    if metric != "accuracy":
+        doc["metric"] = metric
+    return doc
+
+
+def _metric(metrics: dict[str, Any]) -> tuple[str, str]:
+    """The run's metric and how the table names it (``roc_auc``, ``ROC-AUC`` ...)."""
+    from framekd.metrics import LABELS
+
+    metric = metrics.get("metric", "accuracy")
+    return metric, LABELS.get(metric, metric)
 
 
 def results_table(metrics: dict[str, Any]) -> str:
-    """A Markdown table of ``metrics`` (accuracy in %, times in seconds / milliseconds); an
-    inductive run has prod, tran and ind columns."""
+    """A Markdown table of ``metrics`` (scores in %, times in seconds / milliseconds); an
+    inductive run has prod, tran and ind columns. A run scored by another metric than
+    accuracy (``metrics["metric"]``) shows it first, then accuracy; ROC-AUC of a
+    multi-class task is the one-vs-rest macro average (:mod:`framekd.metrics`)."""
     if metrics.get("setting") == "inductive":
         return _inductive_table(metrics)
+    metric, label = _metric(metrics)
+    keys = ["accuracy"] if metric == "accuracy" else [metric, "accuracy"]
+    names = " | ".join(label if k == metric else "accuracy" for k in keys)
     head = (
         f"**{metrics['dataset']}**, protocol `{metrics['protocol']}`, "
-        f"{len(metrics['seeds'])} seed(s); test accuracy mean ± std (%)\n\n"
-        "| model | role | accuracy | train (s) | inference (ms) |\n"
-        "|---|---|---:|---:|---:|\n"
+        f"{len(metrics['seeds'])} seed(s); test {label} mean ± std (%)"
+        + ("" if metric == "accuracy" else ", accuracy beside it") + _metric_note(metric)
+        + f"\n\n| model | role | {names} | train (s) | inference (ms) |\n"
+        + "|---|---|" + "---:|" * len(keys) + "---:|---:|\n"
     )
     lines = []
     for name, m in metrics["models"].items():
+        cells = " | ".join(_pm(m, k) if f"{k}_mean" in m else "–" for k in keys)
         lines.append(
-            f"| {name} | {m['role']} | {100 * m['accuracy_mean']:.2f} ± "
-            f"{100 * m['accuracy_std']:.2f} | {m['train_seconds']:.2f} | "
+            f"| {name} | {m['role']} | {cells} | {m['train_seconds']:.2f} | "
             f"{1000 * m['inference_seconds']:.2f} |"
         )
     foot = ""
@@ -331,20 +370,29 @@ def _pm(m: dict[str, Any], key: str) -> str:
     return f"{100 * m[f'{key}_mean']:.2f} ± {100 * m[f'{key}_std']:.2f}"
 
 
+def _metric_note(metric: str) -> str:
+    if metric == "roc_auc":
+        return " (binary: ranked by P(class 1); multi-class: one-vs-rest, macro average)"
+    if metric == "balanced_accuracy":
+        return " (mean recall over the classes)"
+    return ""
+
+
 def _inductive_table(metrics: dict[str, Any]) -> str:
     ind = metrics.get("inductive", {})
     share = 100 * ind.get("unseen_fraction", 0.2)
+    metric, label = _metric(metrics)
     head = (
         f"**{metrics['dataset']}**, protocol `{metrics['protocol']}`, inductive setting "
         f"({share:.0f} % of the test nodes unseen in training), {len(metrics['seeds'])} "
-        "seed(s); test accuracy mean ± std (%): tran on observed test nodes, ind on unseen "
-        "ones, prod = 0.8 tran + 0.2 ind\n\n"
+        f"seed(s); test {label} mean ± std (%){_metric_note(metric)}: tran on observed test "
+        "nodes, ind on unseen ones, prod = 0.8 tran + 0.2 ind\n\n"
         "| model | role | prod | tran | ind | train (s) | inference (ms) |\n"
         "|---|---|---:|---:|---:|---:|---:|\n"
     )
     lines = [
-        f"| {name} | {m['role']} | {_pm(m, 'accuracy')} | {_pm(m, 'tran_accuracy')} | "
-        f"{_pm(m, 'ind_accuracy')} | {m['train_seconds']:.2f} | "
+        f"| {name} | {m['role']} | {_pm(m, metric)} | {_pm(m, 'tran_' + metric)} | "
+        f"{_pm(m, 'ind_' + metric)} | {m['train_seconds']:.2f} | "
         f"{1000 * m['inference_seconds']:.2f} |"
         for name, m in metrics["models"].items()
     ]

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--setting", choices=("transductive", "inductive"),
                    help="transductive (default) or inductive (GLNN's production setting; "
                    "accuracy is prod = 0.8 tran + 0.2 ind); same as --set setting=...")
+    a.add_argument("--metric", metavar="{accuracy,balanced_accuracy,roc_auc}",
+                   help="what early stopping and the tables score (default accuracy); same "
+                   "as --set metric=...")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="configuration override for every run, e.g. teacher.epochs=100")
     a.add_argument("--out", type=Path, default=Path("bench/accuracy"),
@@ -140,7 +143,8 @@ def handle_accuracy(args: argparse.Namespace) -> int:
         raise ConfigError(f"no run applies: protocols {protocols} fit none of {datasets}")
     print(f"bench accuracy: {len(jobs)} run(s) x {args.seeds} seed(s) into {args.out}/runs/",
           flush=True)
-    overrides = [*([f"setting={args.setting}"] if args.setting else []), *args.set]
+    overrides = [*([f"setting={args.setting}"] if args.setting else []),
+                 *([f"metric={args.metric}"] if args.metric else []), *args.set]
     job_config(jobs[0], args.seeds, overrides)  # a bad --set: one line and exit 2, up front
     rows = accuracy_benchmark(jobs, args.out, seeds=args.seeds, overrides=overrides,
                               progress=show_progress(args.quiet))

@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="transductive (default: every node and edge seen in training) or "
                    "inductive (GLNN's production setting: 20%% of the test nodes and their "
                    "edges unseen until test time; reports prod, tran and ind accuracy)")
+    p.add_argument("--metric", metavar="{accuracy,balanced_accuracy,roc_auc}",
+                   help="what early stopping and the table score (default accuracy; roc_auc: "
+                   "binary by P(class 1), multi-class one-vs-rest macro); same as --set "
+                   "metric=...")
     p.add_argument("--knowledge", choices=KNOWLEDGE_MODES,
                    help="graph knowledge handed to the students (default auto: features "
                    "when they take at most 1 GiB, else sketch)")
@@ -52,7 +56,7 @@ def flags_from_args(args: argparse.Namespace) -> dict:
     if args.students:
         names = [s.strip() for s in args.students.split(",") if s.strip()]
         flags["student"] = {"names": names}
-    for key in ("protocol", "seeds", "device", "setting"):
+    for key in ("protocol", "seeds", "device", "setting", "metric"):
         if getattr(args, key) is not None:
             flags[key] = getattr(args, key)
     if args.knowledge:

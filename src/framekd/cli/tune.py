@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 EPILOG = """\
-objective: mean validation accuracy over --folds splits (fold i: split seed i); with
+objective: mean validation score (--metric, default accuracy) over --folds splits (fold i:
+split seed i); with
 --students, the mean over the listed students distilled from the trial's teacher (teacher
 and student settings searched jointly; `mlp` is the MLP distilled with the trial's lambda).
 Test labels are never read. Failed settings (rejected values, a diverging loss, out of
@@ -67,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sdrf: rewire the graph with SDRF and search iterations, tau, C+")
     p.add_argument("--device", help="cpu (default) or cuda[:i]")
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML file of fixed settings")
+    p.add_argument("--metric", metavar="{accuracy,balanced_accuracy,roc_auc}",
+                   help="the validation score maximised and early-stopped on (default "
+                   "accuracy); same as --set metric=...")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix one setting for every trial, e.g. --set teacher.hidden=32 "
                    "(repeatable)")
@@ -81,7 +85,7 @@ def command_line(args: argparse.Namespace) -> str:
     """The command, rebuilt from the parsed options (for the preset's provenance)."""
     parts = ["framekd", "tune", "--dataset", str(args.dataset)]
     for opt in ("teacher", "students", "trials", "timeout", "study", "study_name", "protocol",
-                "folds", "seed", "epochs", "rewire", "device", "config", "out"):
+                "folds", "seed", "epochs", "rewire", "device", "config", "metric", "out"):
         value = getattr(args, opt)
         if value is not None:
             parts += [f"--{opt.replace('_', '-')}", str(value)]
@@ -126,7 +130,8 @@ def handle(args: argparse.Namespace) -> int:
     setup = make_setup(args.dataset, teacher=args.teacher, students=args.students,
                        protocol=args.protocol, folds=args.folds, epochs=args.epochs,
                        rewire=args.rewire, device=args.device, config_file=args.config,
-                       overrides=args.set)
+                       overrides=[*([f"metric={args.metric}"] if args.metric else []),
+                                  *args.set])
     name = args.study_name or default_study_name(setup)
     study_arg = args.study or str(Path("runs") / "tune" / safe_filename(name))
     objective = Objective(setup)

@@ -1,6 +1,7 @@
 """Hyper-parameter tuning on Optuna (``framekd tune``).
 
-A study maximises the mean **validation** accuracy over ``folds`` splits (fold ``i`` is
+A study maximises the mean **validation** score (the run setting ``metric``: accuracy by
+default, balanced accuracy or ROC-AUC) over ``folds`` splits (fold ``i`` is
 ``make_split(data, protocol, seed=i)``) of a teacher, or of students distilled from it
 (teacher and student settings then tuned jointly). Test labels are never read. The search
 spaces are declared once, in :data:`framekd.tune.space.SEARCH_SPACE`.
@@ -64,7 +65,7 @@ def tune(
     Args:
         dataset: dataset name, ``csbm:...`` spec or graph folder.
         teacher: teacher to tune (default: the configuration's ``teacher.name``).
-        students: students distilled from it; their mean validation accuracy is then the
+        students: students distilled from it; their mean validation score is then the
             objective and teacher and student settings are tuned jointly.
         trials: number of new trials this call runs (a resumed study keeps its old ones).
         timeout: seconds after which no new trial starts.

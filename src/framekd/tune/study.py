@@ -186,7 +186,7 @@ def best_text(study: optuna.Study, setup: TuneSetup) -> str:
     if folds:
         lines.append("  per fold: " + ", ".join(f"{v:.4f}" for v in folds))
     if best.user_attrs.get("teacher_val"):
-        lines.append("  teacher validation accuracy per fold: "
+        lines.append("  teacher validation score per fold: "
                      + ", ".join(f"{v:.4f}" for v in best.user_attrs["teacher_val"]))
     for key, value in best.params.items():
         lines.append(f"  {key} = {value}")

@@ -1,4 +1,4 @@
-"""The objective of ``framekd tune``: mean validation accuracy over k splits.
+"""The objective of ``framekd tune``: mean validation score over k splits.
 
 :class:`TuneSetup` holds what a study tunes (dataset, teacher, students, protocol, folds,
 the user's fixed settings, the search space); :class:`Objective` is the Optuna objective
@@ -6,11 +6,13 @@ built from it. A trial draws its settings (:mod:`framekd.tune.space`), and for f
 ``i = 0 .. k-1`` (split ``make_split(data, protocol, seed=i)``, ``torch.manual_seed(i)``
 before each model as in :func:`framekd.experiment.run_seed`) trains the teacher and, when
 students are tuned, distils each of them from it. The fold's score is the teacher's
-validation accuracy, or the mean validation accuracy of the students; after each fold the
-running mean is reported to Optuna, which may prune the trial.
+validation score, or the mean validation score of the students, by the run setting
+``metric`` (accuracy by default, balanced accuracy or ROC-AUC, :mod:`framekd.metrics`; early
+stopping follows it too); after each fold the running mean is reported to Optuna, which may
+prune the trial.
 
 Test labels are never read: each fold trains on a copy of the labels whose test nodes are
-set to ``-1`` (unlabelled), and only validation accuracy enters the objective.
+set to ``-1`` (unlabelled), and only validation scores enter the objective.
 
 A trial whose settings fail (a :class:`~framekd.errors.FramekdError` such as a rejected
 combination, a non-finite training loss, an out-of-memory error ...) returns ``nan``, which
@@ -87,8 +89,11 @@ class TuneSetup:
                    f"{self.teacher})")
         else:
             who = f"teacher {self.teacher}"
+        from framekd.metrics import LABELS
+
         graph = ", SDRF-rewired graph" if self.sdrf else ""
-        return (f"mean validation accuracy of {who} over {self.folds} fold(s) "
+        label = LABELS[self.base.get("metric", "accuracy")]
+        return (f"mean validation {label} of {who} over {self.folds} fold(s) "
                 f"(protocol {self.protocol}, splits 0..{self.folds - 1}{graph}), maximised")
 
     def identity(self) -> dict[str, str]:
@@ -309,7 +314,7 @@ class Objective:
 
     def _fold(self, rc: RunConfig, graph: Any, operator: Any, knowledge: Any, fold: int,
               split: Any) -> tuple[float, float]:
-        """(objective score, teacher validation accuracy) of one fold."""
+        """(objective score, teacher validation score) of one fold."""
         from framekd.distill import distill_student, train_teacher
         from framekd.models import student_from_config, teacher_from_config
 
@@ -320,10 +325,10 @@ class Objective:
         teacher = teacher_from_config(self.setup.teacher, rc, d, c,
                                       operator=operator).to(self.device)
         res = train_teacher(teacher, data, split, lr=t.lr, weight_decay=t.weight_decay,
-                            epochs=t.epochs, patience=t.patience, seed=fold)
+                            epochs=t.epochs, patience=t.patience, seed=fold, metric=rc.metric)
         _check_finite(res.history, f"teacher {self.setup.teacher}")
         if not self.setup.students:
-            return res.val_acc, res.val_acc
+            return res.val_score, res.val_score
         s = rc.student
         scores = []
         for name in self.setup.students:
@@ -335,10 +340,11 @@ class Objective:
                 student, data, None if name == "mlp" else knowledge, res.log_probs, split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                 epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=fold,
+                metric=rc.metric,
             )
             _check_finite(sres.history, f"student {name}")
-            scores.append(sres.val_acc)
-        return statistics.fmean(scores), res.val_acc
+            scores.append(sres.val_score)
+        return statistics.fmean(scores), res.val_score
 
 
 def _hide_test_labels(data: Any, split: Any) -> Any:

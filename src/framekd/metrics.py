@@ -1,0 +1,95 @@
+r"""Node-classification metrics: what early stopping, the tables and ``framekd tune`` score
+(the run setting ``metric``, ``--metric``; docs/SPEC.md §6).
+
+* ``accuracy``: the fraction of nodes whose arg-max class is their label;
+* ``balanced_accuracy``: the mean recall over the classes present in the node set
+  (:func:`sklearn.metrics.balanced_accuracy_score`), so a minority class weighs as much as
+  a majority one;
+* ``roc_auc``: the area under the ROC curve of the predicted probabilities
+  (:func:`sklearn.metrics.roc_auc_score`). Binary tasks rank the nodes by the probability of
+  class 1; with more classes it is the **one-vs-rest macro average**: the mean over the
+  classes present in the node set of the binary ROC-AUC of "class k" against the rest,
+  ranked by the probability of class k (a class absent from the set has no ROC curve and is
+  left out; sklearn's ``multi_class="ovr", average="macro"`` when every class is present).
+
+Accuracy needs no third-party code; the other two come from scikit-learn, a well-kept
+reference implementation. Every metric is in ``[0, 1]``, higher is better.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from framekd.errors import ConfigError, SplitError
+
+#: The metrics a run can be scored and early-stopped by.
+METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
+#: How tables name them.
+LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+          "roc_auc": "ROC-AUC"}
+
+
+def check_metric(metric: object) -> str:
+    """``metric`` if it is one of :data:`METRICS`; else :class:`ConfigError`."""
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return metric
+
+
+def score(metric: str, logits: Tensor, y: Tensor, index: Tensor | None = None, *,
+          where: str = "node") -> float:
+    """``metric`` (:data:`METRICS`) of the predictions ``logits`` ``[N, classes]`` (scores or
+    log-probabilities) against the labels ``y`` on the nodes ``index`` (all when ``None``).
+
+    ``nan`` for an empty node set or non-finite predictions. Balanced accuracy and ROC-AUC
+    leave out unlabelled nodes (label ``-1``, e.g. the hidden test labels of
+    ``framekd tune``). ROC-AUC of a node set holding a single class is undefined:
+    :class:`~framekd.errors.SplitError` naming ``where`` (e.g. ``"validation"``) and the
+    class.
+    """
+    check_metric(metric)
+    if index is not None:
+        logits, y = logits[index], y[index]
+    if metric == "accuracy":
+        if y.numel() == 0:
+            return float("nan")
+        return float((logits.argmax(dim=-1) == y).float().mean())
+    labelled = y >= 0
+    logits, y = logits[labelled], y[labelled]
+    if y.numel() == 0:
+        return float("nan")
+    logits = logits.detach()
+    if not bool(torch.isfinite(logits).all()):
+        return float("nan")
+    labels = y.detach().cpu().numpy()
+    if metric == "balanced_accuracy":
+        from sklearn.metrics import balanced_accuracy_score
+
+        pred = logits.argmax(dim=-1).cpu().numpy()
+        with warnings.catch_warnings():
+            # "y_pred contains classes not in y_true": those classes have no recall to
+            # average, which is what the metric means on this node set.
+            warnings.simplefilter("ignore")
+            return float(balanced_accuracy_score(labels, pred))
+    return _roc_auc(torch.softmax(logits.double(), dim=-1).cpu().numpy(), labels, where)
+
+
+def _roc_auc(prob: np.ndarray, labels: np.ndarray, where: str) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    present = np.unique(labels)
+    if present.size < 2:
+        raise SplitError(
+            f"roc_auc is undefined on the {where} set: its {labels.size} node(s) all have "
+            f"class {int(present[0])}; use a protocol whose sets hold every class (e.g. "
+            "--protocol random, stratified) or --metric accuracy"
+        )
+    if prob.shape[1] == 2:
+        return float(roc_auc_score(labels, prob[:, 1]))
+    aucs = [roc_auc_score(labels == k, prob[:, k]) for k in present if 0 <= k < prob.shape[1]]
+    return float(np.mean(aucs)) if aucs else math.nan
