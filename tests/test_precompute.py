@@ -169,3 +169,18 @@ def test_bad_precompute_value_is_rejected():
         build_teacher("spatial", 4, 2, precompute="yes")
     with pytest.raises(ConfigError, match="precompute must be"):
         build_teacher("gcn", 4, 2, precompute=1)
+
+
+def test_powers_of_wide_inputs_in_column_blocks():
+    """Inputs wider than two blocks go through the powers block by block: same values."""
+    from framekd.framelets.operator import INPUT_BLOCK
+
+    ei, n = random_graph(4)
+    op = FrameletOperator(ei, n, {"levels": 2}, epsilon=0.1, dtype=torch.float64)
+    m = torch.randn(n, 2 * INPUT_BLOCK + 5, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(2))
+    blocked = list(op.powers(m, 2))
+    for k, got in enumerate(blocked):
+        want = torch.cat([list(op.powers(m[:, i:i + 3], 2))[k]
+                          for i in range(0, m.size(1), 3)], -1)  # narrow: no blocking
+        torch.testing.assert_close(got, want, **TOL)

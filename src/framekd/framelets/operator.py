@@ -113,7 +113,20 @@ class FrameletOperator(nn.Module):
         A ``[N, d]`` input is shared by every channel, and its analysis :math:`W_c m` shares
         the low-pass chain between channels; a ``[C, N, d]`` input has one slice per channel.
         Each power costs one propagation :math:`\hat A_c` and two channel-wise transforms.
+        Inputs wider than ``2 * INPUT_BLOCK`` columns are processed in column blocks of
+        :data:`INPUT_BLOCK` (the same values; all powers are then held until the last block).
         """
+        if m.size(-1) > 2 * INPUT_BLOCK:
+            # Column blocks: every map acts on columns separately, and a few hundred columns
+            # at once run out of cache (the knowledge of a dense graph, BENCHMARKS.md §10).
+            blocks = [list(self._powers(b.contiguous(), num_powers))
+                      for b in m.split(INPUT_BLOCK, -1)]
+            for k in range(num_powers):
+                yield torch.cat([b[k] for b in blocks], -1)
+            return
+        yield from self._powers(m, num_powers)
+
+    def _powers(self, m: Tensor, num_powers: int) -> Iterator[Tensor]:
         t = self.transform
         v = t.apply(m) if m.dim() == 2 else t.apply_each(m)
         for k in range(num_powers):
