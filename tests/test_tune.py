@@ -196,3 +196,21 @@ def test_search_space_declaration():
     assert "student.lam" not in joint  # fixed by the user: not searched
     assert not any(k.startswith("knowledge.") for k in
                    (p.key for p in search_space("gcn", ["mlp"])))
+
+
+def test_a_new_study_first_runs_the_configurations_own_settings(tmp_path):
+    from framekd.tune import default_trials, make_setup
+
+    setup = make_setup(SPEC, teacher="spectral", folds=1, epochs=3)
+    queued = default_trials(setup)
+    # teacher.smooth=auto is the best of its modes: one trial per mode.
+    assert [q["teacher.smooth"] for q in queued] == ["none", "low", "all"]
+    base = setup.base
+    for q in queued:
+        assert q["teacher.lr"] == base["teacher"]["lr"]
+        assert q["framelet.order"] == base["framelet"]["order"]
+    st = tune(SPEC, teacher="spectral", trials=4, study=tmp_path / "s", folds=1, epochs=3)
+    assert [t.params["teacher.smooth"] for t in st.trials[:3]] == ["none", "low", "all"]
+    assert st.trials[0].params["teacher.hidden"] == base["teacher"]["hidden"]
+    again = tune(SPEC, teacher="spectral", trials=1, study=tmp_path / "s", folds=1, epochs=3)
+    assert len(again.trials) == 5  # a resumed study is not queued the defaults again

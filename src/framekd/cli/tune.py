@@ -9,11 +9,13 @@ from pathlib import Path
 
 EPILOG = """\
 objective: mean validation score (--metric, default accuracy) over --folds splits (fold i:
-split seed i); with
---students, the mean over the listed students distilled from the trial's teacher (teacher
-and student settings searched jointly; `mlp` is the MLP distilled with the trial's lambda).
+split seed i); with --students, the mean over the listed students distilled from the
+trial's teacher (teacher and student settings searched jointly; `mlp` is the MLP distilled
+with the trial's lambda).
 Test labels are never read. Failed settings (rejected values, a diverging loss, out of
-memory) are recorded as failed trials, with the reason printed.
+memory) are recorded as failed trials, with the reason printed. A new study first runs the
+configuration's own settings (one trial per mode for teacher.smooth=auto), so the preset is
+never below them on validation.
 
 study: --study DIR keeps the study in the SQLite file DIR/study.db and writes the preset to
 DIR/best.yaml; any Optuna storage URL (containing ://) is accepted too. Re-running the same
@@ -106,6 +108,7 @@ def handle(args: argparse.Namespace) -> int:
         best_text,
         best_trial,
         default_study_name,
+        enqueue_defaults,
         make_setup,
         open_study,
         preset_text,
@@ -136,6 +139,7 @@ def handle(args: argparse.Namespace) -> int:
     study_arg = args.study or str(Path("runs") / "tune" / safe_filename(name))
     objective = Objective(setup)
     study = open_study(setup, study_arg, study_name=name, seed=args.seed)
+    defaults = enqueue_defaults(study, setup)
     where = storage_url(study_arg)
     if args.out is not None:
         out = args.out
@@ -147,6 +151,8 @@ def handle(args: argparse.Namespace) -> int:
     log(f"framekd tune: study {name!r} in {where} ({before} trial(s) so far); "
         f"{args.trials} new trial(s); searching {len(setup.space)} setting(s)")
     log(f"objective: {setup.description}")
+    if defaults:
+        log(f"the first {defaults} trial(s) run the configuration's own settings")
 
     interrupted = False
     try:

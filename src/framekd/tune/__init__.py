@@ -30,6 +30,8 @@ from framekd.tune.study import (
     best_trial,
     counts,
     default_study_name,
+    default_trials,
+    enqueue_defaults,
     open_study,
     preset_text,
     run,
@@ -40,7 +42,8 @@ from framekd.tune.trials import Objective, TuneSetup, make_setup, objective
 
 __all__ = [
     "SEARCH_SPACE", "Objective", "Param", "TuneSetup", "best_text", "best_trial", "counts",
-    "default_study_name", "make_setup", "objective", "open_study", "preset_text",
+    "default_study_name", "default_trials", "enqueue_defaults", "make_setup", "objective",
+    "open_study", "preset_text",
     "search_space", "storage_url", "trial_line", "tune",
 ]
 
@@ -88,5 +91,6 @@ def tune(
     setup = make_setup(dataset, teacher=teacher, students=students, **settings)
     obj = Objective(setup, data=data)
     st = open_study(setup, study, study_name=study_name, seed=seed, prune_startup=prune_startup)
+    enqueue_defaults(st, setup)
     run(st, obj, trials=trials, timeout=timeout, callbacks=callbacks)
     return st

@@ -6,7 +6,8 @@ anything containing ``://`` is an Optuna storage URL (``sqlite:///...``,
 study and lets several processes share it. The sampler is TPE seeded with ``seed`` plus the
 number of trials the study already holds (a fresh study with the same seed repeats its
 trials; a resumed one does not redraw its first ones); the pruner is the median pruner on
-the running mean after each fold.
+the running mean after each fold. A new study first runs the configuration's own settings
+(:func:`enqueue_defaults`), so its best trial is never below them on validation.
 """
 
 from __future__ import annotations
@@ -94,6 +95,51 @@ def open_study(
     known = len(first.get_trials(deepcopy=False))
     sampler = optuna.samplers.TPESampler(seed=seed + known, constant_liar=True)
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+
+
+def _contains(dist: Any, value: Any) -> bool:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return value in dist.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(dist, optuna.distributions.IntDistribution) and int(value) != value:
+        return False
+    return dist.low <= value <= dist.high
+
+
+def default_trials(setup: TuneSetup) -> list[dict[str, Any]]:
+    """The configuration's own values of the searched settings, as trials to run first.
+
+    A tuned preset should never be worse on validation than the settings it replaces, so a
+    new study starts from them. Settings whose configured value lies outside the search
+    space are left to the sampler; ``teacher.smooth: auto`` (the best of the modes by
+    validation) becomes one trial per mode.
+    """
+    from framekd.models.spectral import AUTO_SMOOTH
+    from framekd.tune.space import get
+
+    params: dict[str, Any] = {}
+    modes: tuple[str, ...] = ()
+    for p in setup.space:
+        value = get(setup.base, p.key)
+        if p.only_if is not None and p.only_if[0] != "teacher.name":
+            if params.get(p.only_if[0], get(setup.base, p.only_if[0])) != p.only_if[1]:
+                continue
+        if _contains(p.distribution, value):
+            params[p.key] = value
+        elif p.key == "teacher.smooth" and value == "auto":
+            modes = tuple(m for m in AUTO_SMOOTH if _contains(p.distribution, m))
+    return [{**params, "teacher.smooth": m} for m in modes] if modes else [params]
+
+
+def enqueue_defaults(study: optuna.Study, setup: TuneSetup) -> int:
+    """Queue :func:`default_trials` in a study that holds no trial yet; the number queued."""
+    if study.get_trials(deepcopy=False):
+        return 0
+    queued = default_trials(setup)
+    for params in queued:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return len(queued)
 
 
 def _check_identity(study: optuna.Study, setup: TuneSetup, name: str) -> None:
