@@ -350,3 +350,19 @@ def test_progress_bar_runs_and_reports_to_stderr(capsys, monkeypatch):
     distill_student(MLP(8, 8, 3), data, None, torch.zeros(60, 3), split, epochs=3, progress=True)
     err = capsys.readouterr().err
     assert "teacher" in err and "MLP" in err
+
+
+def test_labels_only_minibatches_skip_batches_without_labelled_nodes():
+    """lam = 1 (the MLP on labels) with mini-batches: a batch holding no training node has
+    no loss term to learn from; it is skipped, not a crash."""
+    data = sbm_graph(seed=5)
+    split = random_split(data.y, per_class_train=1, seed=5)  # 3 labelled nodes of 60
+    soft = torch.log_softmax(torch.randn(60, 3, generator=torch.Generator().manual_seed(0)), -1)
+    torch.manual_seed(0)
+    student = MLP(8, 8, 3)
+    before = [p.detach().clone() for p in student.parameters()]
+    res = distill_student(student, data, None, soft, split, lam=1.0, epochs=3, patience=3,
+                          batch_size=4, seed=0)
+    assert len(res.history) == 3 and all(math.isfinite(loss) for loss, _ in res.history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(),
+                                                      strict=True))

@@ -520,6 +520,8 @@ def distill_student(
                 batches = nodes[perm].split(batch_size)
             total = 0.0
             for batch in batches:
+                if lam == 1.0 and not bool(is_train[batch].any()):
+                    continue  # labels alone and none in this batch: nothing to learn from
                 optimizer.zero_grad()
                 rows = None if full else batch
                 xb = x if full else _feature_rows(student, x, batch)
