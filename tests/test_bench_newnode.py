@@ -158,14 +158,16 @@ def _loop_oracle(model, x, z):
         model.eval()
 
 
-@pytest.mark.parametrize(("powers", "width"), [(1, 11), (2, 11), (3, 11), (2, 700)])
+@pytest.mark.parametrize(("powers", "width", "d"), [(1, 11, 7), (2, 11, 7), (3, 11, 7),
+                                                    (2, 700, 300)])
 @pytest.mark.parametrize("cls", [FMLPS, FMLPO])
-def test_batched_eval_path_equals_the_loop(cls, powers, width):
-    """Width 700 > ACCUMULATE_BLOCK: FMLP-S's composed products are summed in blocks."""
+def test_batched_eval_path_equals_the_loop(cls, powers, width, d):
+    """Width 700 > ACCUMULATE_BLOCK: FMLP-S's composed products are summed in blocks; dense
+    features of width 300 take FMLP-S's encode-first branch."""
     torch.manual_seed(1)
     kw = {"num_powers": powers} if cls is FMLPO else {}
-    model = cls(7, 16, 4, knowledge_channels=3, knowledge_width=width, dropout=0.0, **kw).eval()
-    x, z = torch.randn(40, 7), torch.randn(3, powers, 40, width)
+    model = cls(d, 16, 4, knowledge_channels=3, knowledge_width=width, dropout=0.0, **kw).eval()
+    x, z = torch.randn(40, d), torch.randn(3, powers, 40, width)
     want = _loop_oracle(model, x, z)
     with torch.no_grad():
         got = model(x, z)

@@ -256,6 +256,8 @@ class FMLPS(_Student):
         and :math:`Q = [\mathrm{Cls}_x; a_{1,x}; \dots; a_{C,x}] E_x` (stored transposed,
         ``[d, classes+C]``):
         ``classes + 1`` and ``classes + C`` outputs per node instead of the hidden width.
+        Dense features wider than :data:`ACCUMULATE_BLOCK` are encoded first instead (``Q``
+        would need many blocks there); the last two tensors are for that.
         """
         hid = self.feature_encoder.out_features
         enc_w = torch.stack([e.weight for e in self.encoders])  # [C, H, W]
@@ -266,14 +268,18 @@ class FMLPS(_Student):
         feat_w, feat_b = _feature_head(self.feature_classifier, self.gates, hid)
         q_mat = (feat_w @ self.feature_encoder.weight).T  # [d, cls+C]
         q_bias = feat_w @ self.feature_encoder.bias + feat_b
-        return p_mat, p_bias, q_mat, q_bias
+        return p_mat, p_bias, q_mat, q_bias, feat_w, feat_b
 
     def _infer(self, x: Tensor, z: Tensor) -> StudentOutput:
         """The eval path (see :meth:`_build_inference_weights`); ``z`` is ``[C, B, width]``."""
-        p_mat, p_bias, q_mat, q_bias = self._inference_weights()
+        p_mat, p_bias, q_mat, q_bias, feat_w, feat_b = self._inference_weights()
         classes = self.feature_classifier.out_features
         zy = _blocked_matmul(z, p_mat, p_bias)  # [C, B, classes + 1]
-        xy = _blocked_matmul(self._sparse_input(x), q_mat, q_bias)  # [B, classes + C]
+        x = self._sparse_input(x)
+        if x.layout != torch.strided or x.size(1) <= ACCUMULATE_BLOCK:
+            xy = _blocked_matmul(x, q_mat, q_bias)  # [B, classes + C]
+        else:  # wide dense features: Q would take many blocks; encode first (as the loop)
+            xy = F.linear(self.feature_encoder(x), feat_w, feat_b)
         y_c = zy[:, :, :classes]
         alpha = torch.sigmoid(zy[:, :, classes:] + xy[:, classes:].T[:, :, None])  # [C, B, 1]
         # Σ_c (1 - α_c) y_c + α_c y_x
