@@ -214,3 +214,35 @@ def test_a_new_study_first_runs_the_configurations_own_settings(tmp_path):
     assert st.trials[0].params["teacher.hidden"] == base["teacher"]["hidden"]
     again = tune(SPEC, teacher="spectral", trials=1, study=tmp_path / "s", folds=1, epochs=3)
     assert len(again.trials) == 5  # a resumed study is not queued the defaults again
+
+
+def test_inductive_tuning_never_sees_the_unseen_nodes():
+    """--setting inductive: every fold trains teacher and students on the observed graph, so
+    the unseen test nodes' features and edges cannot move the objective (their labels can:
+    the protocol's stratified split reads every label, as in `framekd run`)."""
+    from framekd.data import load_dataset
+    from framekd.inductive import inductive_split
+
+    clean = load_dataset(SPEC)
+    # One fold: another fold's unseen nodes may train this one.
+    kw = {"teacher": "gcn", "students": ("fmlp-s",), "folds": 1, "epochs": 3,
+          "overrides": ["setting=inductive"]}
+
+    def values(data):
+        st = tune(SPEC, data=data, trials=2, **kw)
+        return [(t.state, t.value, t.user_attrs.get("fold_values")) for t in st.trials]
+
+    before = values(clean)
+    poisoned = clean.clone()
+    unseen = inductive_split(clean, "fgkd", seed=0).unseen
+    poisoned.x[unseen] = 100.0 * torch.randn(unseen.numel(), clean.x.size(1))
+    others = torch.randint(0, clean.num_nodes, (unseen.numel(),),
+                           generator=torch.Generator().manual_seed(2))
+    extra = torch.stack([torch.cat([unseen, others]), torch.cat([others, unseen])])
+    poisoned.edge_index = torch.cat([clean.edge_index, extra], 1)
+    assert [s for s, *_ in before] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert values(poisoned) == before  # exact: the same training on the same inputs
+
+    # The training graph differs from the transductive one: the objective does too.
+    trans = tune(SPEC, data=clean, trials=2, **{**kw, "overrides": []})
+    assert [t.value for t in trans.trials] != [v for _, v, _ in before]

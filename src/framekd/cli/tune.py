@@ -73,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", metavar="{accuracy,balanced_accuracy,roc_auc}",
                    help="the validation score maximised and early-stopped on (default "
                    "accuracy); same as --set metric=...")
+    p.add_argument("--setting", choices=("transductive", "inductive"),
+                   help="transductive (default) or inductive: every fold trains on the "
+                   "observed graph of `framekd run --setting inductive` (unseen test nodes "
+                   "and their edges removed); same as --set setting=...")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix one setting for every trial, e.g. --set teacher.hidden=32 "
                    "(repeatable)")
@@ -87,7 +91,8 @@ def command_line(args: argparse.Namespace) -> str:
     """The command, rebuilt from the parsed options (for the preset's provenance)."""
     parts = ["framekd", "tune", "--dataset", str(args.dataset)]
     for opt in ("teacher", "students", "trials", "timeout", "study", "study_name", "protocol",
-                "folds", "seed", "epochs", "rewire", "device", "config", "metric", "out"):
+                "folds", "seed", "epochs", "rewire", "device", "config", "metric", "setting",
+                "out"):
         value = getattr(args, opt)
         if value is not None:
             parts += [f"--{opt.replace('_', '-')}", str(value)]
@@ -134,6 +139,7 @@ def handle(args: argparse.Namespace) -> int:
                        protocol=args.protocol, folds=args.folds, epochs=args.epochs,
                        rewire=args.rewire, device=args.device, config_file=args.config,
                        overrides=[*([f"metric={args.metric}"] if args.metric else []),
+                                  *([f"setting={args.setting}"] if args.setting else []),
                                   *args.set])
     name = args.study_name or default_study_name(setup)
     study_arg = args.study or str(Path("runs") / "tune" / safe_filename(name))

@@ -14,6 +14,12 @@ prune the trial.
 Test labels are never read: each fold trains on a copy of the labels whose test nodes are
 set to ``-1`` (unlabelled), and only validation scores enter the objective.
 
+With the run setting ``setting: inductive`` (``framekd tune --setting inductive``) fold ``i``
+is :func:`framekd.inductive.inductive_split` of seed ``i``: teacher, knowledge and students
+see the observed graph only (the unseen test nodes' edges removed, students distilled on the
+observed nodes), exactly as ``framekd run --setting inductive`` trains; the validation
+nodes are observed, so the objective is their score there.
+
 A trial whose settings fail (a :class:`~framekd.errors.FramekdError` such as a rejected
 combination, a non-finite training loss, an out-of-memory error ...) returns ``nan``, which
 Optuna records as a FAILED trial; the reason is the trial's user attribute
@@ -244,7 +250,18 @@ class Objective:
             raise ConfigError(f"device '{rc.device}' requested but CUDA is not available; "
                               "use device=cpu")
         self.data = data
-        self.splits = [make_split(data, setup.protocol, seed=i) for i in range(setup.folds)]
+        self.inductive = rc.setting == "inductive"
+        if self.inductive:
+            from framekd.inductive import inductive_split
+
+            # Fold i hides the unseen test nodes of seed i (framekd.inductive); training and
+            # validation see the observed graph only, as in `framekd run --setting inductive`.
+            self.isplits = [inductive_split(data, setup.protocol, seed=i)
+                            for i in range(setup.folds)]
+            self.splits = [s.training_split() for s in self.isplits]
+        else:
+            self.isplits = None
+            self.splits = [make_split(data, setup.protocol, seed=i) for i in range(setup.folds)]
 
     # ------------------------------------------------------------------ settings
     def settings(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -273,17 +290,47 @@ class Objective:
 
     # ------------------------------------------------------------------ training
     def _evaluate(self, trial: optuna.Trial, cfg: dict[str, Any]) -> float:
-        from framekd.experiment import graph_operator, knowledge_spec, prepare_graph
-        from framekd.knowledge import cached_graph_knowledge
-        from framekd.models.registry import FRAMELET_TEACHERS
+        from framekd.experiment import prepare_graph
 
         setup = self.setup
         rc = RunConfig.from_dict(cfg)
         data, _ = prepare_graph(rc, self.data, cache_dir=None, log=lambda msg: None)
         data = data.to(self.device)
-        knows = uses_knowledge(setup.students)
+        shared = None if self.inductive else self._graph(rc, data)
+        values: list[float] = []
+        teacher_vals: list[float] = []
+        for fold, split in enumerate(self.splits):
+            if self.inductive:
+                from framekd.inductive import observed_graph
+
+                unseen = self.isplits[fold].unseen
+                graph, operator, knowledge = self._graph(rc, observed_graph(data, unseen))
+                distill_nodes = self.isplits[fold].observed
+            else:
+                (graph, operator, knowledge), distill_nodes = shared, None
+            value, teacher_val = self._fold(rc, graph, operator, knowledge, fold, split,
+                                            distill_nodes)
+            values.append(value)
+            teacher_vals.append(teacher_val)
+            trial.set_user_attr("fold_values", values)
+            if setup.students:
+                trial.set_user_attr("teacher_val", teacher_vals)
+            trial.report(statistics.fmean(values), fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned after fold {fold} (running mean {statistics.fmean(values):.4f})")
+        return statistics.fmean(values)
+
+    def _graph(self, rc: RunConfig, data: Any) -> tuple[Any, Any, Any]:
+        """``(data, operator, knowledge)`` of a trial's graph (operator and knowledge only
+        when the teacher or a student needs them)."""
+        from framekd.experiment import graph_operator, knowledge_spec
+        from framekd.knowledge import cached_graph_knowledge
+        from framekd.models.registry import FRAMELET_TEACHERS
+
+        knows = uses_knowledge(self.setup.students)
         operator = None
-        if setup.teacher in FRAMELET_TEACHERS or knows:
+        if self.setup.teacher in FRAMELET_TEACHERS or knows:
             operator = graph_operator(rc, data)
         knowledge = None
         if knows:
@@ -297,23 +344,10 @@ class Objective:
             knowledge = cached_graph_knowledge(data.edge_index, data.num_nodes, data.x, spec,
                                                cache_dir=None, operator=operator)
             knowledge = knowledge.to(self.device)
-        values: list[float] = []
-        teacher_vals: list[float] = []
-        for fold, split in enumerate(self.splits):
-            value, teacher_val = self._fold(rc, data, operator, knowledge, fold, split)
-            values.append(value)
-            teacher_vals.append(teacher_val)
-            trial.set_user_attr("fold_values", values)
-            if setup.students:
-                trial.set_user_attr("teacher_val", teacher_vals)
-            trial.report(statistics.fmean(values), fold)
-            if trial.should_prune():
-                raise optuna.TrialPruned(
-                    f"pruned after fold {fold} (running mean {statistics.fmean(values):.4f})")
-        return statistics.fmean(values)
+        return data, operator, knowledge
 
     def _fold(self, rc: RunConfig, graph: Any, operator: Any, knowledge: Any, fold: int,
-              split: Any) -> tuple[float, float]:
+              split: Any, distill_nodes: Any = None) -> tuple[float, float]:
         """(objective score, teacher validation score) of one fold."""
         from framekd.distill import distill_student, train_teacher
         from framekd.models import student_from_config, teacher_from_config
@@ -340,7 +374,7 @@ class Objective:
                 student, data, None if name == "mlp" else knowledge, res.log_probs, split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                 epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=fold,
-                metric=rc.metric,
+                metric=rc.metric, distill_nodes=distill_nodes,
             )
             _check_finite(sres.history, f"student {name}")
             scores.append(sres.val_score)
