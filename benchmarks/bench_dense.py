@@ -189,6 +189,18 @@ def _markdown(rows: list[dict], names: list[str], args, env: str, loads: list[st
                           ("wall s, once per graph", "seconds", 1)]
         for label, key, mult in quantities:
             line(item, label, [r[key] * mult for r in recs])
+        if len(names) > 1:  # the ratio within each round: how much the load moved it
+            key = "cpu_per_epoch" if "per_epoch" in recs[0] else "cpu"
+            ratios = []
+            for rnd in sorted({r["round"] for r in rows}):
+                got = {r["source"]: r[key] for r in rows
+                       if r["item"] == item and r["round"] == rnd}
+                if names[0] in got and names[-1] in got and got[names[-1]] > 0:
+                    ratios.append(got[names[0]] / got[names[-1]])
+            if ratios:
+                lines.append(f"| {item} | CPU ratio within each round | "
+                             + " | " * (len(names) - 1)
+                             + f" | {', '.join(f'{v:.1f}×' for v in ratios)} |")
         if item.startswith("spectral"):
             for n, r in zip(names, recs, strict=True):
                 per_seed[n] += r["cpu_per_epoch"] * DEFAULT_EPOCHS
@@ -196,6 +208,28 @@ def _markdown(rows: list[dict], names: list[str], args, env: str, loads: list[st
         line("spectral, smooth=auto (3 modes)", f"CPU s per seed ({DEFAULT_EPOCHS} epochs)",
              [per_seed[n] for n in names])
     return "\n".join(lines) + "\n"
+
+
+def _table_from(args) -> None:
+    """Print (and with ``--markdown`` write) the table of the rows in ``args.table_from``."""
+    with args.table_from.open() as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for key, value in list(r.items()):
+            if key in ("item", "source", "load", "framekd"):
+                continue
+            if value == "":
+                del r[key]
+            else:
+                r[key] = float(value) if "." in value or "e" in value else int(value)
+    names = list(dict.fromkeys(r["source"] for r in rows))
+    args.epochs = rows[0]["epochs"]
+    args.rounds = len({r["round"] for r in rows})
+    env = "torch/PyG as when measured (see the run's output), 1 thread per worker"
+    table = _markdown(rows, names, args, env, [rows[0]["load"], rows[-1]["load"]])
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table)
 
 
 def main() -> None:
@@ -212,10 +246,15 @@ def main() -> None:
     ap.add_argument("--homophily", type=float, default=0.5)
     ap.add_argument("--csv", type=Path)
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--table-from", type=Path, metavar="CSV",
+                    help="only write the table of an earlier run's --csv")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
+        return
+    if args.table_from:
+        _table_from(args)
         return
     sources = [s.split("=", 1) for s in args.sources.split(",") if s] or [["installed", ""]]
     names = [n for n, _ in sources]
