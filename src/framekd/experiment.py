@@ -47,7 +47,7 @@ from framekd.framelets import FrameletOperator, framelet_operator
 from framekd.inductive import PROD_WEIGHTS, UNSEEN_FRACTION
 from framekd.io import load_tensors, read_json, save_tensors, write_json, write_text
 from framekd.knowledge import KnowledgeSpec
-from framekd.models.registry import DISTILLED_MLP, TEACHERS
+from framekd.models.registry import DISTILLED_MLP
 from framekd.results import (  # noqa: F401 - part of this module's public API
     CLAIM_FILE,
     SEED_METRICS,
@@ -64,6 +64,7 @@ from framekd.results import (  # noqa: F401 - part of this module's public API
     run_digest,
 )
 from framekd.timing import median_time
+from framekd.trained import load_trained  # noqa: F401 - part of this module's public API
 
 
 def _device(rc: RunConfig) -> torch.device:
@@ -570,41 +571,3 @@ def run_experiment(
     write_json(out / "metrics.json", metrics)
     write_text(out / "results.md", results_table(metrics))
     return metrics
-
-
-def load_trained(run_dir: str | Path, seed: int, name: str) -> torch.nn.Module:
-    """Rebuild model ``name`` of ``seed`` from a finished run and load its weights.
-
-    Reads ``run_dir/config.yaml`` and ``run_dir/seed_<seed>/<name>.safetensors`` (no
-    unpickling). Raises :class:`CheckpointError` when a file is missing, corrupt or does
-    not match the configuration.
-    """
-    from framekd.io import load_metadata
-    from framekd.models import student_from_config, teacher_from_config
-
-    run_dir = Path(run_dir)
-    try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise CheckpointError(f"{run_dir}/config.yaml is missing or unreadable ({err})") from err
-    path = run_dir / f"seed_{seed}" / f"{name}.safetensors"
-    state = load_tensors(path)
-    meta = load_metadata(path)
-    try:
-        d, c = int(meta["num_features"]), int(meta["num_classes"])
-        shape = tuple(int(v) for v in meta["knowledge_shape"].split(","))
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{path} lacks framekd metadata (not written by framekd)") from err
-    try:
-        rc = RunConfig.from_dict(cfg)
-    except (ConfigError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{run_dir}/config.yaml is not a valid configuration: {err}") from err
-    if name in TEACHERS:
-        model = teacher_from_config(name, rc, d, c, smooth=meta.get("smooth"))
-    else:
-        model = student_from_config(name, rc, d, c, knowledge_shape=shape)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path} does not match the model in config.yaml: {err}") from err
-    return model

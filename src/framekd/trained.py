@@ -1,5 +1,6 @@
 """A finished run's folder as the commands that reuse it read it (``framekd export``,
-``framekd predict``, :class:`framekd.Predictor`).
+``framekd predict``, :class:`framekd.Predictor`), and :func:`load_trained`, which rebuilds
+one of its models.
 
 ``framekd run --out DIR`` writes ``DIR/config.yaml`` (the resolved settings), ``DIR/metrics.json``
 and, per seed, ``DIR/seed_<i>/`` with ``metrics.json`` (written last: the seed is finished)
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from torch_geometric.data import Data
 
@@ -130,3 +132,43 @@ def run_graph(
         data = canonicalize(data)  # a canonical graph (a loader's output) is returned as is
     data, _ = prepare_graph(rc, data, cache_dir=cache, log=log or (lambda msg: None))
     return data.cpu()
+
+
+def load_trained(run_dir: str | Path, seed: int, name: str) -> torch.nn.Module:
+    """Rebuild model ``name`` of ``seed`` from a finished run and load its weights.
+
+    Reads ``run_dir/config.yaml`` and ``run_dir/seed_<seed>/<name>.safetensors`` (no
+    unpickling). Raises :class:`CheckpointError` when a file is missing, corrupt or does
+    not match the configuration.
+    """
+    from framekd.config import RunConfig
+    from framekd.io import load_metadata, load_tensors
+    from framekd.models import student_from_config, teacher_from_config
+    from framekd.models.registry import TEACHERS
+
+    run_dir = Path(run_dir)
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{run_dir}/config.yaml is missing or unreadable ({err})") from err
+    path = run_dir / f"seed_{seed}" / f"{name}.safetensors"
+    state = load_tensors(path)
+    meta = load_metadata(path)
+    try:
+        d, c = int(meta["num_features"]), int(meta["num_classes"])
+        shape = tuple(int(v) for v in meta["knowledge_shape"].split(","))
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path} lacks framekd metadata (not written by framekd)") from err
+    try:
+        rc = RunConfig.from_dict(cfg)
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{run_dir}/config.yaml is not a valid configuration: {err}") from err
+    if name in TEACHERS:
+        model = teacher_from_config(name, rc, d, c, smooth=meta.get("smooth"))
+    else:
+        model = student_from_config(name, rc, d, c, knowledge_shape=shape)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not match the model in config.yaml: {err}") from err
+    return model
