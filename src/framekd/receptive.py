@@ -235,13 +235,17 @@ def knowledge_rows(
     hence the same scales :math:`t_l`). M is restricted to the subgraph: the full graph's
     sketch rows ``sketch_matrix(N, m, seed)[subset]`` (``sketch``), the subgraph's feature
     rows (``features``); for ``rows``, :math:`K_c^k` is symmetric, so row i is computed as
-    the column :math:`K_c^k e_i` (width ``len(nodes)``) and scattered into N columns.
+    the column :math:`K_c^k e_i` (width ``len(nodes)``) and scattered into N columns. For
+    ``sketch`` and ``features`` with fewer query nodes than columns the same symmetry gives
+    the rows as :math:`(K_c^k E_q)^\top M`: the q indicator columns are propagated instead
+    of the width columns of M.
 
     Cost: one hop search (r passes over the E edges), then :math:`k\,(2\,\mathrm{Lev}
     (\mathrm{order}-1)+1)` sparse products per power on the receptive field (its
     :math:`N_r` nodes and :math:`E_r` edges plus the padding, see :func:`receptive_field`):
-    :math:`O(\mathrm{powers}\cdot r/\mathrm{powers}\cdot(E_r + N_r)\cdot\mathrm{width})`
-    time and :math:`O(C\,N_r\,\mathrm{width})` working memory instead of
+    :math:`O(\mathrm{powers}\cdot r/\mathrm{powers}\cdot(E_r + N_r)\cdot\min(q,
+    \mathrm{width}))` time plus :math:`O(C\,\mathrm{powers}\,q\,N_r\,\mathrm{width})` for
+    the products with M and :math:`O(C\,N_r\,\mathrm{width})` working memory instead of
     :math:`O(C\,N\,\mathrm{width})`. On a small-world graph the field of a large radius is
     the whole connected component (Cora with the defaults: r = 30), and then the full
     computation (cached once per graph) is the cheaper way to many rows.
@@ -311,10 +315,19 @@ def _rows_on_ball(ball: _Ball, num_nodes: int, x: Tensor | None, spec: Knowledge
         source = torch.zeros((n_ball, width), dtype=dtype, device=device)
         source[:s] = full[ball.subset.to(full.device)].to(device=device, dtype=dtype)
         cols = width
-    block = block_size or _block_width(n_ball, c, cols, dtype)
     out = torch.zeros((c, spec.powers, q, width), dtype=dtype, device=device)
     at = ball.mapping.to(device)
     subset = ball.subset.to(device)
+    if source is not None and q < width:
+        # Fewer query nodes than columns: row i of K^k M is (K^k e_i)^T M (K symmetric), so
+        # propagate the q indicator columns instead of the width columns of M.
+        e = torch.zeros((n_ball, q), dtype=dtype, device=device)
+        e[at, torch.arange(q, device=device)] = 1.0
+        with torch.no_grad():
+            for k, v in enumerate(op.powers(e, spec.powers)):
+                out[:, k] = v.transpose(1, 2) @ source
+        return out
+    block = block_size or _block_width(n_ball, c, cols, dtype)
     with torch.no_grad():
         for start in range(0, cols, block):
             stop = min(cols, start + block)
