@@ -151,8 +151,9 @@ def test_teacher_energies_per_layer_and_channel(small_graph):
     model.eval()
     logits = model(small_graph.x, small_graph.edge_index)
     expected = float(dirichlet_energy(logits, small_graph.edge_index))
-    assert rep["logits"] == pytest.approx(expected, rel=1e-9)
-    assert rep["layers"][-1]["output"] == pytest.approx(expected, rel=1e-9)
+    # Layer by layer against the teacher's fused eval path (float32, other sums): 1e-5.
+    assert rep["logits"] == pytest.approx(expected, rel=1e-5)
+    assert rep["layers"][-1]["output"] == pytest.approx(expected, rel=1e-5)
     assert rep["input"] == pytest.approx(
         float(dirichlet_energy(small_graph.x, small_graph.edge_index)), rel=1e-9)
     for layer in rep["layers"]:

@@ -94,6 +94,20 @@ def dirichlet_energy(
 
 
 @torch.no_grad()
+def _spatial_layers(model: nn.Module, data: Any, captured: list) -> Tensor:
+    """The eval-mode forward pass of a spatial framelet teacher layer by layer (its own
+    forward fuses layers and precomputes the first one, so no layer call is visible), each
+    ``(conv, (input, operator), output)`` appended to ``captured``; returns the logits."""
+    with torch.no_grad():
+        operator = model.operator(data.x, data.edge_index)
+        h = model._sparse_input(data.x)
+        for conv in model.convs:
+            out = conv(h, operator)
+            captured.append((conv, (h, operator), out))
+            h = out
+    return h
+
+
 def teacher_energies(model: nn.Module, data: Any) -> dict[str, Any]:
     r"""Dirichlet energies of a teacher's representations on ``data`` (eval mode).
 
@@ -114,17 +128,21 @@ def teacher_energies(model: nn.Module, data: Any) -> dict[str, Any]:
     adj = normalized_adjacency_matrix(data.edge_index, data.num_nodes, dtype=torch.float64,
                                       device=data.x.device)
     captured: list[tuple[nn.Module, tuple, Tensor]] = []
-    convs = list(getattr(model, "convs", []))
-    hooks = [conv.register_forward_hook(lambda m, i, o: captured.append((m, i, o)))
-             for conv in convs]
     was_training = model.training
     model.eval()
     try:
-        logits = model(data.x, data.edge_index)
+        if all(isinstance(c, SpatialFrameletConv) for c in getattr(model, "convs", [None])):
+            logits = _spatial_layers(model, data, captured)
+        else:
+            hooks = [conv.register_forward_hook(lambda m, i, o: captured.append((m, i, o)))
+                     for conv in getattr(model, "convs", [])]
+            try:
+                logits = model(data.x, data.edge_index)
+            finally:
+                for hook in hooks:
+                    hook.remove()
     finally:
         model.train(was_training)
-        for hook in hooks:
-            hook.remove()
     layers = []
     for idx, (conv, inputs, out) in enumerate(captured, start=1):
         row: dict[str, Any] = {"layer": idx, "output": _f(dirichlet_energy(out, adj=adj))}
