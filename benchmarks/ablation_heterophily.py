@@ -90,6 +90,21 @@ AUTO = "spectral auto (best val of none/low/all)"
 FIELDS = ["dataset", "protocol", "variant", "seed", "val", "test", "epoch", "seconds"]
 
 
+#: ``--preset DATASET=FILE``: a ``framekd tune`` preset as one more row.
+TUNED = "tuned preset"
+
+
+def _preset_variant(path: str) -> tuple[str, list[str], bool]:
+    """(teacher, ``--set``-style overrides, normalise) of a preset YAML file."""
+    import yaml
+
+    from framekd.tune.space import flatten
+
+    flat = flatten(yaml.safe_load(Path(path).read_text()))
+    flat.pop("protocol", None)  # the row uses the dataset's protocol like every other
+    return str(flat.get("teacher.name", "spectral")), [f"{k}={v}" for k, v in flat.items()], False
+
+
 class _FeaturesOnly(nn.Module):
     """The MLP reference with the teachers' call signature ``model(x, edge_index)``."""
 
@@ -102,7 +117,7 @@ class _FeaturesOnly(nn.Module):
 
 
 def _model(variant: str, rc: RunConfig, d: int, c: int) -> nn.Module:
-    teacher = VARIANTS[variant][0]
+    teacher = VARIANTS[variant][0] if variant in VARIANTS else rc.teacher.name
     if teacher == "mlp":
         t = rc.teacher
         return _FeaturesOnly(MLP(d, t.hidden, c, num_layers=t.layers, dropout=t.dropout))
@@ -134,8 +149,12 @@ def run(args: argparse.Namespace) -> None:
                 variants = [v for v in VARIANTS if v in args.variants.split(";")]
             else:
                 variants = SHORT if name == "chameleon" and not args.all_variants else VARIANTS
+            presets = dict(item.split("=", 1) for item in args.preset)
+            if name in presets:  # --preset: the tuned preset of this dataset alone
+                variants = [TUNED]
             for variant in variants:
-                teacher, overrides, normalise = VARIANTS[variant]
+                teacher, overrides, normalise = (
+                    _preset_variant(presets[name]) if variant == TUNED else VARIANTS[variant])
                 data = NormalizeFeatures()(base.clone()) if normalise else base
                 rc = RunConfig.from_dict(resolve(name, overrides=[
                     f"teacher.name={teacher if teacher != 'mlp' else 'gcn'}",
@@ -185,7 +204,7 @@ def table(args: argparse.Namespace) -> None:
              "|---|" + "---:|" * len(datasets)]
     cells: dict[tuple[str, str], tuple[float, float, float, int]] = {}
     for d in datasets:
-        for v in VARIANTS:
+        for v in (*VARIANTS, TUNED):
             sel = [r for r in rows if r["dataset"] == d and r["variant"] == v]
             if sel:
                 test = [100 * float(r["test"]) for r in sel]
@@ -199,10 +218,11 @@ def table(args: argparse.Namespace) -> None:
             test = [100 * t for t in auto]
             cells[d, AUTO] = (statistics.fmean(test),
                               statistics.pstdev(test) if len(test) > 1 else 0.0, -1.0, len(test))
-    names = [*VARIANTS, AUTO]
+    names = [*VARIANTS, AUTO, TUNED]
     if args.variants == "table":
-        names = [*TABLE, AUTO]
-    best_val = {d: max((cells[d, v][2], v) for v in VARIANTS if (d, v) in cells)[1]
+        names = [*TABLE, AUTO, TUNED]
+    names = [v for v in names if any((d, v) in cells for d in datasets)]
+    best_val = {d: max((cells[d, v][2], v) for v in (*VARIANTS, TUNED) if (d, v) in cells)[1]
                 for d in datasets}
     for v in names:
         out = []
@@ -231,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets-only", help="';'-separated datasets for --table")
     parser.add_argument("--variants", help="';'-separated variant names, or 'table' for the "
                         "comparison table's teachers (default: every variant)")
+    parser.add_argument("--preset", action="append", default=[], metavar="DATASET=FILE",
+                        help=f"train the preset FILE of `framekd tune` on DATASET as the row "
+                        f"{TUNED!r} (repeatable; replaces the variants for that dataset)")
     parser.add_argument("--all-variants", action="store_true",
                         help="every variant on Chameleon too (default: a short list)")
     args = parser.parse_args(argv)
