@@ -62,17 +62,18 @@ def grown():
 def test_append_copies_twins_the_source_nodes(grown):
     data, big, source, _ = grown
     assert big.num_nodes == N + 4 and source.unique().numel() == 4
+    # exact: copied rows, no arithmetic
     torch.testing.assert_close(big.x[N:], data.x[source], rtol=0, atol=0)
     old = big.edge_index[:, (big.edge_index < N).all(0)]
-    assert torch.equal(old, data.edge_index)  # old edges unchanged, canonical order
+    assert torch.equal(old, data.edge_index)  # exact: integer ids, canonical order kept
     for j, s in enumerate(source.tolist()):
         mine = big.edge_index[1, big.edge_index[0] == N + j].sort().values
         theirs = data.edge_index[1, data.edge_index[0] == s].sort().values
-        assert torch.equal(mine, theirs)
+        assert torch.equal(mine, theirs)  # exact: integer ids
     flipped = coalesce(big.edge_index.flip(0), num_nodes=big.num_nodes)
-    assert torch.equal(flipped, big.edge_index)  # symmetric
+    assert torch.equal(flipped, big.edge_index)  # exact: integer ids (symmetric)
     assert torch.equal(original_ids(torch.tensor([0, N + 2]), N, source),
-                       torch.tensor([0, int(source[2])]))
+                       torch.tensor([0, int(source[2])]))  # exact: integer ids
 
 
 @pytest.mark.parametrize("mode", ["sketch", "features"])
