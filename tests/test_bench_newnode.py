@@ -19,6 +19,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import coalesce
 
 from framekd.cli import main
+from framekd.errors import ConfigError
 from framekd.framelets import FrameletSpec
 from framekd.knowledge import KnowledgeSpec, graph_knowledge
 from framekd.models import FMLPO, FMLPS, build_teacher
@@ -216,3 +217,19 @@ def test_bench_speed_new_node_columns(tmp_path):
     assert float(rows["fmlp-s"]["new_rows_ms"]) > 0 and rows["mlp"]["new_rows_ms"] == ""
     text = (out / "speed.md").read_text()
     assert "10 **new** nodes" in text and "10-node query" in text
+
+
+def test_bench_speed_rows_tol_computes_on_a_smaller_field(tmp_path):
+    from framekd.bench import speed_benchmark
+
+    spec = "csbm:n=300,c=2,d=4,h=0.5,f=6,seed=0"
+    opts = {"models": ["spatial", "fmlp-s"], "repeats": 1, "warmup": 0, "query": "new",
+            "new_repeats": 1, "new_warmup": 0, "overrides": ["teacher.hidden=8"]}
+    exact = {r["model"]: r for r in speed_benchmark(spec, **opts)["rows"]}
+    res = speed_benchmark(spec, rows_tol=0.05, **opts)
+    approx = {r["model"]: r for r in res["rows"]}
+    assert res["rows_tol"] == 0.05
+    assert approx["fmlp-s"]["field_nodes"] < exact["fmlp-s"]["field_nodes"]
+    assert approx["spatial"]["field_nodes"] == exact["spatial"]["field_nodes"]  # stays exact
+    with pytest.raises(ConfigError, match="use it with query 'new' or 'both'"):
+        speed_benchmark(spec, **{**opts, "query": "stored"}, rows_tol=0.05)

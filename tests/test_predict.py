@@ -161,6 +161,25 @@ def test_rows_full_and_auto_give_the_same_predictions(run):
         _close(outs[rows].logits, outs["full"].logits, LOCAL_ATOL)
 
 
+def test_rows_tol_approximates_the_new_nodes_rows_on_a_smaller_field(run):
+    """A tolerance below every walk weight reproduces the exact rows; a coarse one computes
+    on a smaller field (reported as ``approx``) and still gives probabilities."""
+    nodes = torch.arange(N_OLD, N_OLD + N_NEW)
+    exact = Predictor.from_run(run["dir"], model="fmlp-o", rows="local").predict(run["new"], nodes)
+    fine = Predictor.from_run(run["dir"], model="fmlp-o", rows_tol=1e-12).predict(run["new"],
+                                                                                  nodes)
+    assert fine.knowledge["method"] == "approx"
+    assert fine.knowledge["receptive_field"]["tol"] == 1e-12
+    _close(fine.logits, exact.logits, LOCAL_ATOL)
+    coarse = Predictor.from_run(run["dir"], model="fmlp-o", rows_tol=0.2).predict(run["new"],
+                                                                                 nodes)
+    small = coarse.knowledge["receptive_field"]["num_nodes"]
+    assert small < exact.knowledge["receptive_field"]["num_nodes"]
+    _close(coarse.probs.sum(-1), torch.ones(N_NEW), 1e-5)
+    with pytest.raises(ConfigError, match="tol must be a number in"):
+        Predictor.from_run(run["dir"], model="fmlp-o", rows_tol=-1.0)
+
+
 def test_knowledge_mode_is_the_trained_one_not_resolved_again(run, monkeypatch):
     """`auto` chose `features` for the run; a graph large enough to make `auto` pick
     `sketch` (here: the threshold at 0 bytes) still gets the trained mode."""
@@ -249,6 +268,16 @@ def test_cli_writes_the_csv_for_new_nodes(run, capsys):
     np.testing.assert_allclose(rows[:, 2:5].sum(1), 1.0, atol=1e-6)
 
 
+def test_cli_rows_tol_says_the_rows_are_approximate(run, capsys):
+    folder = save_graph_dir(run["new"], run["root"] / "graph_tol")
+    out = run["root"] / "preds_tol.csv"
+    assert main(["predict", "--run", str(run["dir"]), "--graph", str(folder), "--nodes", "new",
+                 "--rows-tol", "1e-3", "--out", str(out)]) == 0
+    assert "approximated (tol 0.001) from the significant field" in capsys.readouterr().out
+    _, rows = _read_csv(out)
+    assert rows[:, 0].tolist() == list(range(N_OLD, N_OLD + N_NEW))
+
+
 def test_cli_nodes_as_ranges_or_a_file_and_the_default_out(run, tmp_path, capsys):
     listing = tmp_path / "nodes.txt"
     listing.write_text("node\n3  # a comment\n5,6\n\n121\n")
@@ -297,6 +326,7 @@ def broken(run, tmp_path_factory):
     (["--nodes", "{root}/ids.txt"], "no such file"),
     (["--graph", "{root}/nowhere/"], "does not exist"),
     (["--out", "{root}"], "is a folder"),
+    (["--rows-tol", "2"], "tol must be a number in [0, 1)"),
 ])
 def test_cli_user_errors_exit_2_with_one_line(run, broken, capsys, argv, message):
     argv = [a.replace("{wide}", str(broken["wide"])).replace("{root}", str(broken["root"]))

@@ -76,6 +76,7 @@ def speed_benchmark(
     query: str = "stored",
     new_repeats: int = 5,
     new_warmup: int = 1,
+    rows_tol: float = 0.0,
 ) -> dict[str, Any]:
     """Time inference of ``models`` on ``dataset`` (untrained weights; see the module doc).
 
@@ -104,20 +105,26 @@ def speed_benchmark(
     Both keep the training graph's λ_max. The knowledge rows are computed once per call and
     their time added to each FMLP's forward time of that call; ``new_ms`` is the median of
     those sums. ``field_nodes`` is the size of the subgraph a model computes on (first call).
+    ``rows_tol > 0`` makes the students' rows approximate (``knowledge_rows``'s ``tol``: the
+    significant field instead of the exact one); the teachers stay exact.
 
     Returns ``{"dataset", "nodes", "edges", "device", "threads", "repeats", "warmup",
-    "query_size", "query", "new_repeats", "new_warmup", "knowledge_mode", "knowledge_shape",
-    "knowledge_seconds", "lookup_ms", "rows": [{"model", "role", "full_ms", "query_ms",
-    "setup_ms", "full_speedup", "query_speedup", "new_ms", "new_rows_ms", "new_forward_ms",
-    "new_speedup", "radius", "field_nodes"}]}`` where the speed-ups are relative to the
-    spatial teacher (``None`` for columns not measured).
+    "query_size", "query", "new_repeats", "new_warmup", "rows_tol", "knowledge_mode",
+    "knowledge_shape", "knowledge_seconds", "lookup_ms", "rows": [{"model", "role", "full_ms",
+    "query_ms", "setup_ms", "full_speedup", "query_speedup", "new_ms", "new_rows_ms",
+    "new_forward_ms", "new_speedup", "radius", "field_nodes"}]}`` where the speed-ups are
+    relative to the spatial teacher (``None`` for columns not measured).
     """
     from framekd.config import RunConfig, resolve
     from framekd.data import load_dataset
     from framekd.experiment import compute_knowledge, graph_operator, knowledge_mode
+    from framekd.receptive import check_tol
 
     if query not in QUERY_MODES:
         raise ConfigError(f"query must be one of {', '.join(QUERY_MODES)}, got {query!r}")
+    if check_tol(rows_tol) > 0 and query == "stored":
+        raise ConfigError("rows_tol (--rows-tol) approximates the knowledge rows of new nodes; "
+                          "use it with query 'new' or 'both'")
     cfg = RunConfig.from_dict(resolve(str(dataset), overrides=list(overrides)))
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -166,7 +173,7 @@ def speed_benchmark(
 
         new_node_timings(rows, built, data, cfg, knowledge_spec(cfg, data), operator,
                          query_size=query_size, repeats=new_repeats, warmup=new_warmup,
-                         seed=seed, device=device)
+                         seed=seed, device=device, tol=rows_tol)
     ref = next((r for r in rows if r["model"] == "spatial"), None)
     for row in rows:
         for col, key in (("full_speedup", "full_ms"), ("query_speedup", "query_ms"),
@@ -179,6 +186,7 @@ def speed_benchmark(
         "warmup": warmup, "query_size": query_size, "query": query,
         "new_repeats": new_repeats if query != "stored" else None,
         "new_warmup": new_warmup if query != "stored" else None,
+        "rows_tol": rows_tol if query != "stored" else None,
         "knowledge_mode": knowledge_mode(cfg, data),
         "knowledge_shape": list(knowledge.shape), "knowledge_seconds": k_seconds,
         "lookup_ms": 1000 * lookup, "rows": rows,
@@ -188,7 +196,7 @@ def speed_benchmark(
 SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "full_ms", "query_ms",
                  "full_speedup", "query_speedup", "setup_ms", "knowledge_seconds", "lookup_ms",
                  "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius",
-                 "field_nodes", "device", "threads", "repeats", "new_repeats")
+                 "field_nodes", "device", "threads", "repeats", "new_repeats", "rows_tol")
 
 
 def speed_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -259,8 +267,11 @@ def _new_table(res: dict[str, Any]) -> str:
                  "" if r.get("field_nodes") is None else str(r["field_nodes"]),
                  _x(r.get("new_speedup"))]
         lines.append(f"| {r['model']} | {r['role']} | " + " | ".join(cells) + " |")
-    lines.append("\nA student computes the new nodes' knowledge rows from their receptive "
-                 "field (the knowledge radius) and runs on them; the MLP reads features only. A "
+    tol = res.get("rows_tol") or 0.0
+    how = ("their receptive field (the knowledge radius)" if not tol else
+           f"their significant field (approximate rows, walks pruned below {tol:g})")
+    lines.append(f"\nA student computes the new nodes' knowledge rows from {how} "
+                 "and runs on them; the MLP reads features only. A "
                  "teacher runs on the subgraph within its radius + 1 hops (the outer ring keeps "
                  "the degrees right), building that subgraph's operators. Both keep the "
                  "training graph's λ_max.\n")

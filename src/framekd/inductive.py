@@ -201,10 +201,14 @@ def production_row(logits: Tensor, y: Tensor, isplit: InductiveSplit,
 def knowledge_at_test_time(
     data: Data, nodes: Tensor, spec: Any, operator: Any, *,
     full_knowledge: Callable[[], Tensor], max_fraction: float = LOCAL_ROWS_MAX_FRACTION,
+    tol: float = 0.0,
 ) -> tuple[Tensor, dict[str, Any]]:
     """The full graph's knowledge rows of ``nodes`` at test time, and how they were obtained.
 
-    Both ways give the same rows (up to float rounding; ``tests/test_inductive.py``):
+    With ``tol > 0`` the rows are the **approximate** rows of
+    :func:`framekd.receptive.knowledge_rows` on the nodes' significant field (``"approx"``),
+    whatever its size. Otherwise both ways give the same rows (up to float rounding;
+    ``tests/test_inductive.py``):
 
     * ``"local"``: :func:`framekd.receptive.knowledge_rows` on the nodes' receptive field
       (the full graph's ``operator`` supplies settings, ε and λ_max), when the field holds
@@ -219,6 +223,11 @@ def knowledge_at_test_time(
     from framekd.receptive import knowledge_rows, receptive_field
 
     start = time.perf_counter()
+    if tol > 0:
+        rows, field = knowledge_rows(data.edge_index, data.num_nodes, data.x, nodes, spec,
+                                     operator=operator, tol=tol, return_field=True)
+        return rows, {"method": "approx", "seconds": time.perf_counter() - start,
+                      "receptive_field": field.to_dict()}
     field = receptive_field(data.edge_index, data.num_nodes, nodes, spec, operator=operator)
     if field.radius is not None and field.fraction < max_fraction:
         rows = knowledge_rows(data.edge_index, data.num_nodes, data.x, nodes, spec,

@@ -164,22 +164,23 @@ def teacher_on_subgraph(
 
 def student_rows(
     grown: Data, nodes: Tensor, spec: Any, framelet: Any, *, epsilon: float,
-    lambda_max: float | None, dtype: torch.dtype,
+    lambda_max: float | None, dtype: torch.dtype, tol: float = 0.0,
 ) -> Tensor:
     r"""The knowledge rows ``[C, K, len(nodes), width]`` of ``nodes`` of the grown graph,
-    from their receptive field (:func:`framekd.receptive.knowledge_rows`), with the training
-    graph's :math:`\lambda_{\max}`; ``x`` is read only by ``features`` knowledge."""
+    from their receptive field (:func:`framekd.receptive.knowledge_rows`; approximate, from
+    the significant field, when ``tol > 0``), with the training graph's
+    :math:`\lambda_{\max}`; ``x`` is read only by ``features`` knowledge."""
     from framekd.receptive import knowledge_rows
 
     x = grown.x if spec.mode == "features" else None
     return knowledge_rows(grown.edge_index, grown.num_nodes, x, nodes, spec, framelet=framelet,
-                          epsilon=epsilon, dtype=dtype, lambda_max=lambda_max)
+                          epsilon=epsilon, dtype=dtype, lambda_max=lambda_max, tol=tol)
 
 
 def new_node_timings(
     rows: list[dict[str, Any]], built: dict[str, tuple[Any, str]], data: Any, cfg: Any,
     spec: Any, operator: Any, *, query_size: int, repeats: int, warmup: int, seed: int,
-    device: torch.device,
+    device: torch.device, tol: float = 0.0,
 ) -> None:
     """Fill the ``new_*``, ``radius`` and ``field_nodes`` columns of ``rows``: the new-node
     query of :func:`framekd.bench.speed_benchmark` (``query="new"``; see its docstring).
@@ -194,6 +195,7 @@ def new_node_timings(
             (for λ_max).
         query_size, repeats, warmup, seed: new nodes per call, timed and untimed calls,
             seed of the first call's new nodes (call i uses ``seed + 1 + i``).
+        tol: > 0 for the students' approximate rows (``knowledge_rows``'s ``tol``).
     """
     import statistics
     from dataclasses import replace
@@ -243,7 +245,7 @@ def new_node_timings(
         if any(name != "mlp" for name in students):
             knowledge_rows, t_rows = _once(lambda g=grown, q=new: student_rows(
                 g, q, spec, fspec, epsilon=cfg.teacher.epsilon, lambda_max=lam,
-                dtype=x.dtype), device)
+                dtype=x.dtype, tol=tol), device)
             if keep:
                 rows_times.append(t_rows)
         for name in students:
@@ -267,7 +269,8 @@ def new_node_timings(
             if keep:
                 times[name].append(t_new)
         if call == 0 and knowledge_rows is not None:
-            field = receptive_field(grown.edge_index, grown.num_nodes, new, spec, framelet=fspec)
+            field = receptive_field(grown.edge_index, grown.num_nodes, new, spec, framelet=fspec,
+                                    tol=tol)
             for name in students:
                 fields[name] = None if name == "mlp" else field.num_nodes
     for row in rows:

@@ -42,7 +42,11 @@ knowledge (:func:`framekd.experiment.compute_knowledge`, cached on disk by graph
 (:func:`framekd.receptive.knowledge_rows`, the k-hop subgraph the polynomial reaches, with the
 full graph's degrees and λ_max, equal to the full computation up to float rounding) while it
 holds less than half of the graph's nodes, else from the whole graph's knowledge (cheaper when
-the field is most of the graph anyway); ``rows="local"`` or ``"full"`` forces one way. The
+the field is most of the graph anyway); ``rows="local"`` or ``"full"`` forces one way.
+``rows_tol > 0`` trades exactness for speed: approximate rows from the nodes' *significant*
+field (walks pruned below the tolerance, :func:`framekd.receptive.significant_nodes`), whose
+cost follows the neighbourhood even where the exact field is the whole graph
+(BENCHMARKS.md §11.5 measures the error and the accuracy). The
 MLP students (``mlp``, ``glnn``) read no knowledge: their cost is their nodes' features.
 
 **Teachers** (``spectral``, ``spatial``, ``gcn``, ...) predict with one full-graph forward pass
@@ -85,8 +89,8 @@ class Prediction:
             per layer, the last is the output layer); ``None`` for models without gates.
         model, seed: the model's registry name and the run's seed it comes from.
         training_nodes: the training graph's node count; ids at or above it are new nodes.
-        knowledge: how the knowledge rows were obtained (``method``: ``local`` or ``full``,
-            ``seconds``, ``receptive_field``); ``None`` for a model without knowledge.
+        knowledge: how the knowledge rows were obtained (``method``: ``local``, ``full`` or
+            ``approx``, ``seconds``, ``receptive_field``); ``None`` for a model without knowledge.
         seconds: the whole call (graph preparation, knowledge, forward pass).
         label_map: the training graph's original label of each class when its labels
             file was renumbered (``metrics.json``'s ``label_map``), else ``None``.
@@ -191,6 +195,8 @@ class Predictor:
             ``framekd run`` uses).
         rows: ``auto``, ``local`` or ``full`` (:data:`ROWS`): how queried nodes' knowledge
             rows are computed.
+        rows_tol: 0 (default) for exact rows; in (0, 1): approximate rows of queried nodes
+            from their significant field (:func:`framekd.receptive.knowledge_rows`'s ``tol``).
         log: where progress lines go (e.g. "rewiring with SDRF"); default silent.
         label_map: the original label of each class when the training labels were
             renumbered (``metrics.json``'s ``label_map``); predictions then carry it.
@@ -200,15 +206,17 @@ class Predictor:
         self, model: nn.Module, config: Any, *, name: str, num_features: int,
         num_classes: int, knowledge_shape: Sequence[int], seed: int | None = None,
         knowledge_mode: str | None = None, device: str | torch.device = "cpu",
-        cache_dir: str | Path | None = None, rows: str = "auto",
+        cache_dir: str | Path | None = None, rows: str = "auto", rows_tol: float = 0.0,
         log: Callable[[str], None] | None = None, label_map: Sequence[int] | None = None,
     ) -> None:
         from framekd.experiment import knowledge_spec
         from framekd.models.registry import TEACHERS
+        from framekd.receptive import check_tol
         from framekd.trained import default_cache_dir
 
         if rows not in ROWS:
             raise ConfigError(f"rows must be one of {', '.join(ROWS)}, got {rows!r}")
+        self.rows_tol = check_tol(rows_tol)
         self.name, self.seed = name, seed
         self.num_features, self.num_classes = int(num_features), int(num_classes)
         self.knowledge_shape = tuple(int(v) for v in knowledge_shape)
@@ -241,7 +249,7 @@ class Predictor:
     def from_run(
         cls, run_dir: str | Path, model: str = "fmlp-o", seed: int = 0, *,
         device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
-        rows: str = "auto", log: Callable[[str], None] | None = None,
+        rows: str = "auto", rows_tol: float = 0.0, log: Callable[[str], None] | None = None,
     ) -> Predictor:
         """Load model ``model`` of seed ``seed`` of the finished run ``run_dir``.
 
@@ -252,7 +260,7 @@ class Predictor:
                 the MLP trained on labels alone) or the run's teacher or a comparison
                 teacher; aliases such as ``fmlpo`` are accepted.
             seed: a finished seed of the run.
-            device, cache_dir, rows, log: see :class:`Predictor`.
+            device, cache_dir, rows, rows_tol, log: see :class:`Predictor`.
 
         Raises:
             CheckpointError: the folder is not a finished run, the seed is not finished, the
@@ -287,7 +295,7 @@ class Predictor:
             pass  # no run-level metrics.json (still running): resolve the mode from the shape
         return cls(net, rc, name=name, num_features=d, num_classes=c, knowledge_shape=shape,
                    seed=int(seed), knowledge_mode=mode, device=device, cache_dir=cache_dir,
-                   rows=rows, log=log, label_map=label_map)
+                   rows=rows, rows_tol=rows_tol, log=log, label_map=label_map)
 
     @property
     def uses_knowledge(self) -> bool:
@@ -393,7 +401,7 @@ class Predictor:
             limit = {"auto": LOCAL_ROWS_MAX_FRACTION, "local": math.inf, "full": 0.0}[self.rows]
             rows, info = knowledge_at_test_time(graph, nodes, knowledge_spec(self.config, graph),
                                                 operator, full_knowledge=full,
-                                                max_fraction=limit)
+                                                max_fraction=limit, tol=self.rows_tol)
         c, k, _, width = self.knowledge_shape
         if (rows.size(0), rows.size(1), rows.size(3)) != (c, k, width):
             raise CheckpointError(

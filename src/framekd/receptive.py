@@ -5,6 +5,11 @@ Row i of :math:`K_c^k M` only depends on the nodes within the polynomial's reach
 test time, a query) are computed on that subgraph instead of the whole graph, with the
 full graph's degrees and λ_max so that they equal the full computation's rows.
 :func:`receptive_field` reports the subgraph's size; :func:`knowledge_rows` computes the rows.
+
+On a small-world graph the exact field of the default settings (30 hops) is the whole graph.
+``tol > 0`` computes **approximate** rows on the *significant* field instead
+(:func:`significant_nodes`): the nodes that some walk of at most r steps from a query node
+reaches with weight at least ``tol``, pruned as the walks spread; ``tol = 0`` is exact.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class ReceptiveField:
         padding_nodes, padding_edges: placeholder leaves (and their undirected edges) that
             give the border nodes their full-graph degree (never reached within the radius).
         graph_nodes, graph_edges: N and the undirected edges of the full graph.
+        tol: the pruning tolerance of an approximate field (:func:`significant_nodes`);
+            0.0 for the exact ``radius``-hop field.
     """
 
     radius: int | None
@@ -79,6 +86,7 @@ class ReceptiveField:
     padding_edges: int
     graph_nodes: int
     graph_edges: int
+    tol: float = 0.0
 
     @property
     def fraction(self) -> float:
@@ -112,28 +120,70 @@ def _query_nodes(nodes: Any, num_nodes: int) -> Tensor:
     return index
 
 
+def significant_nodes(edge_index: Tensor, num_nodes: int, nodes: Any, radius: int,
+                      tol: float) -> Tensor:
+    r"""The query ``nodes`` and every node that a pruned walk of at most ``radius`` steps from
+    one of them reaches with weight at least ``tol`` (sorted ids).
+
+    Walk weights are those of :math:`P = D^{-1/2} A D^{-1/2}`, the matrix every framelet
+    polynomial is built from: :math:`w_0 = e_i`, :math:`w_h = \mathrm{prune}(P\,w_{h-1})`,
+    where ``prune`` drops the entries below ``tol`` (in absolute value) before the next
+    step, so the walks stop spreading once their weight is spread thin (as in push-style
+    approximate personalised PageRank). One sparse vector per query node, so the cost follows
+    the nodes reached, not N (plus one pass over the edges to build P). ``tol = 0`` keeps
+    every node within ``radius`` hops: the exact field.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    from framekd.operators import normalized_adjacency
+
+    query = _query_nodes(nodes, num_nodes)
+    ei, w = normalized_adjacency(edge_index.long().cpu(), num_nodes)
+    p = sp.csr_matrix((w.numpy(), (ei[0].numpy(), ei[1].numpy())), shape=(num_nodes, num_nodes))
+    q = int(query.numel())
+    walks = sp.csr_matrix((np.ones(q), (np.arange(q), query.numpy())), shape=(q, num_nodes))
+    keep = np.zeros(num_nodes, dtype=bool)
+    keep[query.numpy()] = True
+    for _ in range(radius):
+        walks = walks @ p  # P is symmetric: row vectors w^T P = (P w)^T
+        walks.data[np.abs(walks.data) < tol] = 0.0
+        walks.eliminate_zeros()
+        if walks.nnz == 0:
+            break
+        keep[walks.indices] = True
+    return torch.from_numpy(np.flatnonzero(keep))
+
+
 def _ball(edge_index: Tensor, num_nodes: int, nodes: Tensor, radius: int | None,
-          *, pad: bool = True) -> _Ball:
+          *, pad: bool = True, tol: float = 0.0) -> _Ball:
     r"""The ``radius``-hop subgraph around ``nodes`` (relabelled), padded so that every node
-    keeps its full-graph degree.
+    keeps its full-graph degree; with ``tol > 0`` the :func:`significant_nodes` instead.
 
     Only the nodes at distance exactly ``radius`` lose neighbours in the induced subgraph.
     A border node u missing :math:`\delta_u` neighbours is joined to :math:`\delta_u`
     placeholder nodes (shared between border nodes: ``max δ`` of them). Every walk of at
     most ``radius`` steps from a query node stays within the ball and never reaches a
     placeholder (that takes ``radius + 1`` steps), while every degree a walk weight uses
-    (:math:`D^{-1/2} A D^{-1/2}`, :math:`\tilde D^{-1/2}(A + I)\tilde D^{-1/2}`,
-    :math:`\tilde D^{-1}`) is the full graph's.
+    (:math:`D^{-1/2} A D^{-1/2}`, :math:`\tilde D^{-1}`) is the full graph's. In a
+    significant field (``tol > 0``) walks do reach placeholders, whose rows of M are zero:
+    the rows are then those of the same polynomial on a graph whose insignificant nodes are
+    replaced by featureless leaves, an approximation (BENCHMARKS.md §11.5 measures it).
     """
-    from torch_geometric.utils import coalesce, k_hop_subgraph
+    from torch_geometric.utils import coalesce, k_hop_subgraph, subgraph
 
     ei = edge_index.long().cpu()
     graph_edges = int(ei.size(1)) // 2
     if radius is None:
         field = ReceptiveField(None, num_nodes, graph_edges, 0, 0, num_nodes, graph_edges)
         return _Ball(torch.arange(num_nodes), ei, num_nodes, nodes, field)
-    subset, sub, mapping, _ = k_hop_subgraph(nodes, radius, ei, relabel_nodes=True,
-                                             num_nodes=num_nodes)
+    if tol > 0:
+        subset = significant_nodes(ei, num_nodes, nodes, radius, tol)
+        sub, _ = subgraph(subset, ei, relabel_nodes=True, num_nodes=num_nodes)
+        mapping = torch.searchsorted(subset, nodes)
+    else:
+        subset, sub, mapping, _ = k_hop_subgraph(nodes, radius, ei, relabel_nodes=True,
+                                                 num_nodes=num_nodes)
     s = int(subset.numel())
     inner = int(sub.size(1)) // 2
     deficit = (torch.bincount(ei[0], minlength=num_nodes)[subset]
@@ -146,8 +196,15 @@ def _ball(edge_index: Tensor, num_nodes: int, nodes: Tensor, radius: int | None,
         dst = s + torch.arange(total) - first
         sub = coalesce(torch.cat([sub, torch.stack([src, dst]), torch.stack([dst, src])], 1),
                        num_nodes=s + extra)
-    field = ReceptiveField(radius, s, inner, extra, total, num_nodes, graph_edges)
+    field = ReceptiveField(radius, s, inner, extra, total, num_nodes, graph_edges, float(tol))
     return _Ball(subset, sub, s + extra, mapping, field)
+
+
+def check_tol(tol: float) -> float:
+    """``tol`` as a float after checking it is a pruning tolerance in [0, 1)."""
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0.0 <= tol < 1.0:
+        raise ConfigError(f"tol must be a number in [0, 1) (0: exact rows), got {tol!r}")
+    return float(tol)
 
 
 def _local_settings(
@@ -184,15 +241,18 @@ def receptive_field(
     *,
     operator: FrameletOperator | None = None,
     framelet: FrameletSpec | Mapping[str, Any] | None = None,
+    tol: float = 0.0,
     **options: Any,
 ) -> ReceptiveField:
     """The size of the subgraph :func:`knowledge_rows` would compute ``nodes``' rows on:
-    nodes and edges within :func:`knowledge_radius` hops, plus the degree padding.
+    nodes and edges within :func:`knowledge_radius` hops (with ``tol > 0``: the
+    :func:`significant_nodes`), plus the degree padding.
 
     The framelet settings come from ``operator`` (its spec) or ``framelet``; ``powers``
     from ``spec``/``options`` as in :func:`knowledge_rows`. Costs one hop search
-    (``radius`` passes over the edge list).
+    (``radius`` passes over the edge list; with ``tol > 0`` the pruned walks).
     """
+    tol = check_tol(tol)
     spec = KnowledgeSpec(**{**(asdict(spec) if spec is not None else {}), **options})
     ensure_valid(edge_index, num_nodes)
     query = _query_nodes(nodes, num_nodes)
@@ -202,7 +262,7 @@ def receptive_field(
     else:
         fspec = FrameletSpec.coerce(framelet)
     radius = None if fspec is None else knowledge_radius(fspec, spec.powers)
-    return _ball(edge_index, num_nodes, query, radius).field
+    return _ball(edge_index, num_nodes, query, radius, tol=tol).field
 
 
 def knowledge_rows(
@@ -219,8 +279,10 @@ def knowledge_rows(
     lambda_max: float | None = None,
     memory_budget: int | None = None,
     block_size: int | None = None,
+    tol: float = 0.0,
+    return_field: bool = False,
     **options: Any,
-) -> Tensor:
+) -> Tensor | tuple[Tensor, ReceptiveField]:
     r"""The knowledge rows of ``nodes`` only: ``graph_knowledge(...)[:, :, nodes]``, computed
     from their receptive field instead of the whole graph.
 
@@ -239,6 +301,14 @@ def knowledge_rows(
     ``sketch`` and ``features`` with fewer query nodes than columns the same symmetry gives
     the rows as :math:`(K_c^k E_q)^\top M`: the q indicator columns are propagated instead
     of the width columns of M.
+
+    **Approximate rows** (``tol > 0``): on a small-world graph the r-hop field is the whole
+    graph, so exact rows cost a whole-graph propagation. With ``tol > 0`` the same
+    computation runs on the :func:`significant_nodes` instead (walks of
+    :math:`D^{-1/2}AD^{-1/2}` pruned below ``tol``), padded the same way: the rows of the
+    polynomial on a graph where the nodes outside that field are featureless leaves. The
+    error shrinks with ``tol`` (``tol = 0`` is exact); BENCHMARKS.md §11.5 measures it and
+    the accuracy of trained students on such rows.
 
     Cost: one hop search (r passes over the E edges), then :math:`k\,(2\,\mathrm{Lev}
     (\mathrm{order}-1)+1)` sparse products per power on the receptive field (its
@@ -264,13 +334,18 @@ def knowledge_rows(
             spec's, estimated on the full graph when ``"estimate"``).
         memory_budget: bytes the result may take (``C·powers·len(nodes)·width`` values).
         block_size: columns of M processed at once.
+        tol: 0 for exact rows; in (0, 1) for approximate rows on the significant field
+            (see above).
+        return_field: also return the :class:`ReceptiveField` the rows were computed on
+            (what :func:`receptive_field` reports, without a second search).
 
     Returns:
         ``[C, powers, len(nodes), width]``, on the operator's device and dtype;
         ``out[:, :, a]`` equals ``graph_knowledge(...)[:, :, nodes[a]]`` up to float
-        rounding.
+        rounding (``tol = 0``). With ``return_field``: ``(rows, field)``.
     """
     spec = checked_inputs(edge_index, num_nodes, x, spec, options)
+    tol = check_tol(tol)
     query = _query_nodes(nodes, num_nodes)
     fspec, eps, dt, dev, lam = _local_settings(num_nodes, operator, framelet, epsilon, dtype,
                                                lambda_max, edge_index)
@@ -285,16 +360,21 @@ def knowledge_rows(
             f"GiB, more than the memory budget of {budget / gib:.2f} GiB; ask for fewer nodes "
             "at a time" + (" or use mode='sketch'" if spec.mode == "rows" else "")
         )
-    if query.numel() == 0:
-        return torch.zeros((c, spec.powers, 0, width), dtype=dt, device=dev)
     radius = None if fspec is None else knowledge_radius(fspec, spec.powers)
+    if query.numel() == 0:
+        empty = torch.zeros((c, spec.powers, 0, width), dtype=dt, device=dev)
+        edges = int(edge_index.size(1)) // 2
+        nothing = ReceptiveField(radius, 0, 0, 0, 0, num_nodes, edges, tol)
+        return (empty, nothing) if return_field else empty
+    ball = _ball(edge_index, num_nodes, query, radius, tol=tol)
     if radius is None:
         full = graph_knowledge(edge_index, num_nodes, x, spec, operator=operator,
                                framelet=fspec, epsilon=eps, dtype=dt)
-        return full[:, :, query.to(full.device)]
-    ball = _ball(edge_index, num_nodes, query, radius)
-    return _rows_on_ball(ball, num_nodes, x, spec, replace(fspec, lambda_max=lam), eps, dt, dev,
-                         block_size)
+        rows = full[:, :, query.to(full.device)]
+    else:
+        rows = _rows_on_ball(ball, num_nodes, x, spec, replace(fspec, lambda_max=lam), eps, dt,
+                             dev, block_size)
+    return (rows, ball.field) if return_field else rows
 
 
 def _rows_on_ball(ball: _Ball, num_nodes: int, x: Tensor | None, spec: KnowledgeSpec,

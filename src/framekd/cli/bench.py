@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="timed new-node queries, each on a fresh set of new nodes (default 5)")
     s.add_argument("--new-warmup", type=int, default=1,
                    help="untimed new-node queries first (default 1)")
+    s.add_argument("--rows-tol", type=float, default=0.0, metavar="TOL",
+                   help="with --query new|both: 0 (default) exact knowledge rows; e.g. 1e-3: "
+                   "approximate rows from the new nodes' significant field (walks pruned below "
+                   "TOL)")
     s.add_argument("--models", default="spatial,gcn,mlp,fmlp-s,fmlp-o",
                    help="comma-separated models to time (default: %(default)s)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -104,7 +108,8 @@ def handle_speed(args: argparse.Namespace) -> int:
                                        warmup=args.warmup, query_size=args.query_size,
                                        overrides=args.set, query=args.query,
                                        new_repeats=args.new_repeats,
-                                       new_warmup=args.new_warmup))
+                                       new_warmup=args.new_warmup,
+                                       rows_tol=args.rows_tol))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     text = speed_markdown(results)

@@ -48,6 +48,10 @@ def register(subparsers) -> None:
                         help="knowledge rows of --nodes: from the receptive field while it "
                         "holds under half the graph (auto), always (local) or from the whole "
                         "graph's knowledge (full)")
+    parser.add_argument("--rows-tol", type=float, default=0.0, metavar="TOL",
+                        help="0 (default): exact knowledge rows; e.g. 1e-3: approximate rows "
+                        "of --nodes from their significant field (walks pruned below TOL), "
+                        "fast where the exact field is the whole graph")
     parser.add_argument("--device", help="cpu (default) or cuda[:i]")
     parser.add_argument("--quiet", action="store_true", help="no summary, only notices")
     parser.set_defaults(handler=handle)
@@ -124,7 +128,8 @@ def handle(args: argparse.Namespace) -> int:
     log = make_log(args.quiet)
     nodes = None if args.nodes is None else parse_nodes(args.nodes)
     predictor = Predictor.from_run(args.run, model=args.model, seed=args.seed,
-                                   device=args.device or "cpu", rows=args.rows, log=log)
+                                   device=args.device or "cpu", rows=args.rows,
+                                   rows_tol=args.rows_tol, log=log)
     data = load_dataset(args.graph)
     if isinstance(nodes, str):
         nodes = predictor.new_nodes(data)
@@ -150,8 +155,9 @@ def summary(result, data, args: argparse.Namespace) -> list[str]:
     k = result.knowledge
     if k is not None:
         field = k.get("receptive_field")
-        how = ("from the receptive field" if k["method"] == "local" else
-               "from the whole graph's knowledge")
+        how = {"local": "from the receptive field",
+               "approx": f"approximated (tol {args.rows_tol:g}) from the significant field",
+               }.get(k["method"], "from the whole graph's knowledge")
         if field is not None:
             radius = "unbounded" if field["radius"] is None else f"{field['radius']} hops"
             how += (f" (receptive field: {field['num_nodes']} of {field['graph_nodes']} nodes, "
