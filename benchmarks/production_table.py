@@ -1,0 +1,139 @@
+"""The tables of issue 15 from finished ``framekd run`` folders: inductive (``ind``/``prod``) and
+transductive accuracy per dataset, GLNN against the framelet students, and the goals' counts.
+
+Usage::
+
+    .venv/bin/python benchmarks/production_table.py RUN_OR_METRICS [...] --out FILE.md
+
+Each input is a run folder or its ``metrics.json`` (a copy such as
+``benchmarks/results/inductive_webkb/texas.json`` works too). The run's ``setting`` and its
+teacher (the model with role ``teacher`` that is not a comparison teacher: the first one)
+place it: a run whose teacher is ``sage`` fills the "GLNN (SAGE)" columns, GLNN's own
+published recipe; any other fills the framelet-teacher columns. Per dataset and setting the
+later input replaces an earlier one. Nothing is trained here.
+
+Goals (issue 15, per dataset, mean over the seeds): inductive ``ind`` of the best framelet
+student ≥ GLNN's + 1.0 and ≥ the teacher's − 1.0; transductive best framelet student ≥
+GLNN. The counts say how many of the *measured* datasets meet each goal, out of 12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+FMLPS = ("fmlp-s", "fmlp-o")
+SAGE = "sage"
+
+
+def _load(path: Path) -> dict:
+    file = path / "metrics.json" if path.is_dir() else path
+    return json.loads(file.read_text())
+
+
+def _teacher(m: dict) -> str:
+    return next(name for name, row in m["models"].items() if row["role"] == "teacher")
+
+
+def _score(m: dict, name: str, key: str) -> float | None:
+    """Mean over the seeds, in % (metrics.json stores fractions)."""
+    row = m["models"].get(name)
+    value = None if row is None else row.get(f"{key}_mean")
+    return None if value is None else 100.0 * value
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _sign(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def collect(paths: list[Path]) -> dict[tuple[str, str], dict]:
+    """``{(dataset, setting): {"framelet": metrics, "sage": metrics}}``, later inputs win."""
+    table: dict[tuple[str, str], dict] = {}
+    for path in paths:
+        m = _load(path)
+        key = (f"{m['dataset']} ({m['protocol']})", m.get("setting", "transductive"))
+        kind = "sage" if _teacher(m) == SAGE else "framelet"
+        table.setdefault(key, {})[kind] = m
+    return table
+
+
+def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
+    lines = [
+        "| dataset | teacher | GLNN | FMLP-S | FMLP-O | MLP | best FMLP − GLNN | "
+        "best FMLP − teacher | SAGE | GLNN (SAGE) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    counts = {"measured": 0, "glnn": 0, "teacher": 0}
+    for (name, setting), runs in sorted(table.items()):
+        if setting != "inductive":
+            continue
+        m, s = runs.get("framelet"), runs.get("sage")
+
+        def both(mm, model):
+            ind, prod = _score(mm, model, "ind_accuracy"), _score(mm, model, "accuracy")
+            return "–" if ind is None else f"{ind:.2f} ({prod:.2f})"
+
+        cells = ["–"] * 7
+        if m is not None:
+            t = _teacher(m)
+            ind = {k: _score(m, k, "ind_accuracy") for k in (t, "glnn", *FMLPS)}
+            best = max(v for k, v in ind.items() if k in FMLPS and v is not None)
+            d_glnn, d_teacher = best - ind["glnn"], best - ind[t]
+            counts["measured"] += 1
+            counts["glnn"] += d_glnn >= 1.0
+            counts["teacher"] += d_teacher >= -1.0
+            cells = [both(m, t), both(m, "glnn"), both(m, "fmlp-s"), both(m, "fmlp-o"),
+                     both(m, "mlp"), _sign(d_glnn), _sign(d_teacher)]
+        sage = [both(s, SAGE), both(s, "glnn")] if s is not None else ["–", "–"]
+        lines.append(f"| {name} | " + " | ".join(cells + sage) + " |")
+    return lines, counts
+
+
+def transductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
+    lines = ["| dataset | teacher | GLNN | FMLP-S | FMLP-O | MLP | best FMLP − GLNN |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    counts = {"measured": 0, "glnn": 0}
+    for (name, setting), runs in sorted(table.items()):
+        m = runs.get("framelet")
+        if setting != "transductive" or m is None:
+            continue
+        t = _teacher(m)
+        acc = {k: _score(m, k, "accuracy") for k in (t, "glnn", *FMLPS, "mlp")}
+        best = max(acc[k] for k in FMLPS if acc[k] is not None)
+        counts["measured"] += 1
+        counts["glnn"] += best >= acc["glnn"]
+        lines.append(f"| {name} | " + " | ".join(_cell(acc[k]) for k in (t, "glnn", *FMLPS,
+                                                                           "mlp"))
+                     + f" | {_sign(best - acc['glnn'])} |")
+    return lines, counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("inputs", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    table = collect(args.inputs)
+    ind, ic = inductive_table(table)
+    tra, tc = transductive_table(table)
+    text = "\n".join([
+        "**Inductive setting**: `ind` accuracy on unseen test nodes, (`prod`) in brackets, mean "
+        "over the seeds (%).", "", *ind, "",
+        f"Best framelet student ≥ GLNN + 1.0 on unseen nodes: {ic['glnn']} of {ic['measured']} "
+        f"measured datasets (goal: 8 of 12); ≥ teacher − 1.0: {ic['teacher']} of "
+        f"{ic['measured']} (goal: 10 of 12).", "",
+        "**Transductive setting**: test accuracy, mean over the seeds (%).", "", *tra, "",
+        f"Best framelet student ≥ GLNN: {tc['glnn']} of {tc['measured']} measured datasets "
+        "(goal: 9 of 12).", ""])
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
