@@ -5,7 +5,8 @@ Usage::
 
     FRAMEKD_DATA=../shared/data OMP_NUM_THREADS=1 .venv/bin/python \\
         benchmarks/bench_approx_rows.py --run RUN_DIR --model fmlp-o \\
-        --tols 0.1,0.03,0.01,3e-3,1e-3 [--nodes unseen|test] [--batch 10] [--out FILE.md]
+        --tols 0.1,0.03,0.01,3e-3,1e-3 [--nodes unseen|test] [--batch 10] [--limit L] \
+        [--out FILE.md]
 
 ``RUN_DIR`` is a finished ``framekd run`` (an inductive run's ``unseen`` nodes are the natural
 query: nodes the student never saw). The run's graph is prepared as ``framekd predict`` does;
@@ -15,7 +16,8 @@ are queried in batches of ``--batch`` (as a deployment answers them) through
 :meth:`Predictor.knowledge` with ``rows_tol``: per batch the relative Frobenius error of the
 rows against the exact ones, the significant field's size and the seconds; over all nodes
 the student's accuracy on the approximate rows and the share of predictions that differ from
-the exact rows' predictions.
+the exact rows' predictions. ``--limit L`` keeps a seeded random L of the nodes (large test
+sets).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     ap.add_argument("--nodes", choices=("unseen", "test"), default="unseen")
     ap.add_argument("--tols", default="0.1,0.03,0.01,3e-3,1e-3")
     ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--limit", type=int)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     print(environment(), flush=True)
@@ -57,6 +60,9 @@ def main() -> None:
     graph = exact_p.prepare(load_dataset(exact_p.config.dataset))
     split = load_tensors(args.run / f"seed_{args.seed}" / "split.safetensors")
     nodes = split[args.nodes if args.nodes in split else "test"]
+    if args.limit is not None and args.limit < nodes.numel():
+        keep = torch.randperm(nodes.numel(), generator=torch.Generator().manual_seed(0))
+        nodes = nodes[keep[:args.limit].sort().values]
     y = graph.y[nodes]
     start = time.perf_counter()
     exact, _ = exact_p.knowledge(graph, nodes)

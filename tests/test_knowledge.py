@@ -17,6 +17,7 @@ from framekd.io import load_metadata, save_tensors
 from framekd.knowledge import (
     KnowledgeTransform,
     cached_graph_knowledge,
+    clear_sketch_cache,
     graph_knowledge,
     sketch_matrix,
 )
@@ -246,6 +247,25 @@ def test_cora_sketch_knowledge_matches_features_mode():
 @pytest.mark.parametrize("m", [7, 16, 24])
 def test_sketch_rows_do_not_depend_on_the_node_count(m):
     # Appending nodes (framekd predict on a grown graph) must leave the old rows alone.
-    small, grown = sketch_matrix(97, m, seed=3), sketch_matrix(110, m, seed=3)
+    # Each draw fresh (no cached sketch): the generator itself must give the same prefix.
+    clear_sketch_cache()
+    small = sketch_matrix(97, m, seed=3)
+    clear_sketch_cache()
+    grown = sketch_matrix(300, m, seed=3)
     assert torch.equal(small, grown[:97])  # exact: the same draws from the same generator
-    assert not torch.equal(grown[97:], sketch_matrix(110, m, seed=4)[97:])
+    clear_sketch_cache()
+    assert not torch.equal(grown[97:110], sketch_matrix(110, m, seed=4)[97:])
+
+
+def test_cached_sketch_gives_the_fresh_draw_and_callers_own_their_copy():
+    clear_sketch_cache()
+    fresh = sketch_matrix(300, 8, seed=5)
+    fresh[0] = 0.0  # a caller's in-place change must not reach the cache
+    clear_sketch_cache()
+    want = sketch_matrix(300, 8, seed=5)
+    assert torch.equal(sketch_matrix(40, 8, seed=5), want[:40])  # served from the cache
+    assert torch.equal(sketch_matrix(300, 8, seed=5), want) and want[0].abs().sum() > 0
+    rows = torch.tensor([299, 3, 3, 120])
+    assert torch.equal(sketch_matrix(300, 8, seed=5, rows=rows), want[rows])
+    assert torch.equal(sketch_matrix(300, 8, seed=5, dtype=torch.float64, rows=rows),
+                       want[rows].double())

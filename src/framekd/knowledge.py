@@ -55,21 +55,53 @@ _BLOCK_BYTES = 2**30
 _CACHE_FORMAT = "framekd-knowledge-2"  # 2: sketch rows independent of N
 
 
+#: Sketches up to this size stay in memory once drawn (per process, the latest one), so that
+#: the rows of a few nodes (new nodes' knowledge rows) do not redraw all N rows each query.
+SKETCH_CACHE_BYTES = 256 * 2**20
+_sketch_cache: dict[tuple[int, int], Tensor] = {}
+
+
+def _sketch_stream(num_nodes: int, sketch_dim: int, seed: int) -> Tensor:
+    r"""The float32 :math:`G/\sqrt m` for at least ``num_nodes`` rows (a multiple of 16)."""
+    rows = -(-int(num_nodes) // 16) * 16
+    key = (int(seed), int(sketch_dim))
+    cached = _sketch_cache.get(key)
+    if cached is not None and cached.size(0) >= rows:
+        return cached
+    gen = torch.Generator().manual_seed(int(seed))
+    r = torch.randn(rows, sketch_dim, generator=gen, dtype=torch.float32) / math.sqrt(sketch_dim)
+    if r.numel() * 4 <= SKETCH_CACHE_BYTES:
+        _sketch_cache.clear()
+        _sketch_cache[key] = r
+    return r
+
+
+def clear_sketch_cache() -> None:
+    """Forget the sketch kept in memory (the next :func:`sketch_matrix` draws it again)."""
+    _sketch_cache.clear()
+
+
 def sketch_matrix(
-    num_nodes: int, sketch_dim: int, *, seed: int = 0, dtype: torch.dtype = torch.float32
+    num_nodes: int, sketch_dim: int, *, seed: int = 0, dtype: torch.dtype = torch.float32,
+    rows: Tensor | None = None,
 ) -> Tensor:
-    r"""The sketch :math:`R = G / \sqrt m`, :math:`G_{ij} \sim \mathcal N(0, 1)`, ``[N, m]``.
+    r"""The sketch :math:`R = G / \sqrt m`, :math:`G_{ij} \sim \mathcal N(0, 1)`, ``[N, m]``
+    (``rows`` given: only those rows, ``[len(rows), m]``).
 
     Drawn in float32 on CPU from ``torch.Generator().manual_seed(seed)`` and then cast,
     so every device and dtype sees the same matrix. A node's row does not depend on N:
     appending nodes (``framekd predict`` on a grown graph) leaves the old rows as they
     were. torch draws normals in groups of 16 values and redraws a ragged tail, so the
-    matrix is drawn for N rounded up to a multiple of 16 rows and cut.
+    matrix is drawn for N rounded up to a multiple of 16 rows and cut. A sketch of at most
+    :data:`SKETCH_CACHE_BYTES` stays in memory once drawn (a constant of the knowledge, like
+    λ_max): the rows of a few nodes then cost an index, not a new draw of N rows.
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    rows = -(-int(num_nodes) // 16) * 16
-    r = torch.randn(rows, sketch_dim, generator=gen, dtype=torch.float32)[:num_nodes]
-    return (r / math.sqrt(sketch_dim)).to(dtype)
+    stream = _sketch_stream(num_nodes, sketch_dim, seed)
+    if rows is not None:
+        return stream[:num_nodes][rows.cpu()].to(dtype)
+    out = stream[:num_nodes]
+    # A fresh tensor: callers own what they get, the cached stream stays unchanged.
+    return out.clone() if dtype == torch.float32 else out.to(dtype)
 
 
 def knowledge_memory(

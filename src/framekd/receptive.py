@@ -136,11 +136,11 @@ def significant_nodes(edge_index: Tensor, num_nodes: int, nodes: Any, radius: in
     import numpy as np
     import scipy.sparse as sp
 
-    from framekd.operators import normalized_adjacency
-
     query = _query_nodes(nodes, num_nodes)
-    ei, w = normalized_adjacency(edge_index.long().cpu(), num_nodes)
-    p = sp.csr_matrix((w.numpy(), (ei[0].numpy(), ei[1].numpy())), shape=(num_nodes, num_nodes))
+    src, dst = edge_index.cpu().numpy()
+    deg = np.bincount(src, minlength=num_nodes).astype(np.float64)
+    dinv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
+    p = sp.csr_matrix((dinv[src] * dinv[dst], (src, dst)), shape=(num_nodes, num_nodes))
     q = int(query.numel())
     walks = sp.csr_matrix((np.ones(q), (np.arange(q), query.numpy())), shape=(q, num_nodes))
     keep = np.zeros(num_nodes, dtype=bool)
@@ -390,10 +390,11 @@ def _rows_on_ball(ball: _Ball, num_nodes: int, x: Tensor | None, spec: Knowledge
     if spec.mode == "rows":
         cols, source = q, None
     else:
-        full = (sketch_matrix(num_nodes, spec.sketch_dim, seed=spec.seed, dtype=dtype)
-                if spec.mode == "sketch" else x.detach())
+        rows_m = (sketch_matrix(num_nodes, spec.sketch_dim, seed=spec.seed, dtype=dtype,
+                                rows=ball.subset) if spec.mode == "sketch"
+                  else x.detach()[ball.subset.to(x.device)])
         source = torch.zeros((n_ball, width), dtype=dtype, device=device)
-        source[:s] = full[ball.subset.to(full.device)].to(device=device, dtype=dtype)
+        source[:s] = rows_m.to(device=device, dtype=dtype)
         cols = width
     out = torch.zeros((c, spec.powers, q, width), dtype=dtype, device=device)
     at = ball.mapping.to(device)
