@@ -55,6 +55,9 @@ def collect(paths: list[Path]) -> dict[tuple[str, str], dict]:
     """``{(dataset, setting): {"framelet": metrics, "sage": metrics}}``, later inputs win."""
     table: dict[tuple[str, str], dict] = {}
     for path in paths:
+        if path.is_dir() and not (path / "metrics.json").is_file():
+            print(f"skipped {path}: no metrics.json (the run has not finished)")
+            continue
         m = _load(path)
         key = (f"{m['dataset']} ({m['protocol']})", m.get("setting", "transductive"))
         kind = "sage" if _teacher(m) == SAGE else "framelet"

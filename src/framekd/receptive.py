@@ -165,7 +165,8 @@ def _ball(edge_index: Tensor, num_nodes: int, nodes: Tensor, radius: int | None,
     placeholder nodes (shared between border nodes: ``max δ`` of them). Every walk of at
     most ``radius`` steps from a query node stays within the ball and never reaches a
     placeholder (that takes ``radius + 1`` steps), while every degree a walk weight uses
-    (:math:`D^{-1/2} A D^{-1/2}`, :math:`\tilde D^{-1}`) is the full graph's. In a
+    (:math:`D^{-1/2} A D^{-1/2}`, :math:`\tilde D^{-1/2}(A + I)\tilde D^{-1/2}`,
+    :math:`\tilde D^{-1}`) is the full graph's. In a
     significant field (``tol > 0``) walks do reach placeholders, whose rows of M are zero:
     the rows are then those of the same polynomial on a graph whose insignificant nodes are
     replaced by featureless leaves, an approximation (BENCHMARKS.md §11.5 measures it).
@@ -335,7 +336,7 @@ def knowledge_rows(
         memory_budget: bytes the result may take (``C·powers·len(nodes)·width`` values).
         block_size: columns of M processed at once.
         tol: 0 for exact rows; in (0, 1) for approximate rows on the significant field
-            (see above).
+            (see above; a transform without a finite radius always gives exact rows).
         return_field: also return the :class:`ReceptiveField` the rows were computed on
             (what :func:`receptive_field` reports, without a second search).
 
