@@ -327,6 +327,7 @@ def broken(run, tmp_path_factory):
     (["--graph", "{root}/nowhere/"], "does not exist"),
     (["--out", "{root}"], "is a folder"),
     (["--rows-tol", "2"], "tol must be a number in [0, 1)"),
+    (["--rows-tol", "1e-3", "--rows", "full"], "need rows 'auto' or 'local'"),
 ])
 def test_cli_user_errors_exit_2_with_one_line(run, broken, capsys, argv, message):
     argv = [a.replace("{wide}", str(broken["wide"])).replace("{root}", str(broken["root"]))

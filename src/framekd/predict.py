@@ -217,6 +217,10 @@ class Predictor:
         if rows not in ROWS:
             raise ConfigError(f"rows must be one of {', '.join(ROWS)}, got {rows!r}")
         self.rows_tol = check_tol(rows_tol)
+        if self.rows_tol > 0 and rows == "full":
+            raise ConfigError("rows='full' takes the exact rows from the whole graph's "
+                              "knowledge; approximate rows (rows_tol > 0) need rows 'auto' or "
+                              "'local'")
         self.name, self.seed = name, seed
         self.num_features, self.num_classes = int(num_features), int(num_classes)
         self.knowledge_shape = tuple(int(v) for v in knowledge_shape)
