@@ -82,6 +82,22 @@ def test_rejects_non_finite_features():
         canonicalize(_graph([[0, 1]], x=x))
 
 
+@pytest.mark.parametrize("values", [[float("inf")], [float("-inf")],
+                                    [float("inf"), float("-inf")], [float("nan"), float("inf")]])
+def test_rejects_every_kind_of_non_finite_feature(values):
+    x = torch.ones(4, 3)
+    for i, v in enumerate(values):
+        x[i, 2] = v
+    with pytest.raises(GraphError, match=rf"{len(values)} non-finite values .* row 0, column 2"):
+        canonicalize(_graph([[0, 1]], x=x))
+
+
+def test_finite_features_whose_sum_overflows_are_accepted():
+    x = torch.full((4, 3), 3e38)  # finite float32, but their sum is inf
+    assert torch.isinf(x.sum())
+    canonicalize(_graph([[0, 1]], x=x))
+
+
 def test_rejects_feature_rows_not_matching_nodes():
     with pytest.raises(GraphError, match=r"features x have 3 rows but the graph has 4 nodes"):
         canonicalize(_graph([[0, 1]], x=torch.ones(3, 2)))
