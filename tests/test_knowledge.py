@@ -259,12 +259,13 @@ def test_sketch_rows_do_not_depend_on_the_node_count(m):
 
 def test_cached_sketch_gives_the_fresh_draw_and_callers_own_their_copy():
     clear_sketch_cache()
-    fresh = sketch_matrix(300, 8, seed=5)
-    fresh[0] = 0.0  # a caller's in-place change must not reach the cache
+    first = sketch_matrix(300, 8, seed=5)
+    first[0] = 0.0  # a caller's in-place change must not reach the cache
+    cached = sketch_matrix(300, 8, seed=5)
     clear_sketch_cache()
-    want = sketch_matrix(300, 8, seed=5)
+    want = sketch_matrix(300, 8, seed=5)  # a fresh draw
+    assert torch.equal(cached, want) and want[0].abs().sum() > 0
     assert torch.equal(sketch_matrix(40, 8, seed=5), want[:40])  # served from the cache
-    assert torch.equal(sketch_matrix(300, 8, seed=5), want) and want[0].abs().sum() > 0
     rows = torch.tensor([299, 3, 3, 120])
     assert torch.equal(sketch_matrix(300, 8, seed=5, rows=rows), want[rows])
     assert torch.equal(sketch_matrix(300, 8, seed=5, dtype=torch.float64, rows=rows),
