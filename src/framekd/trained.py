@@ -137,34 +137,22 @@ def run_graph(
 def load_trained(run_dir: str | Path, seed: int, name: str) -> torch.nn.Module:
     """Rebuild model ``name`` of ``seed`` from a finished run and load its weights.
 
-    Reads ``run_dir/config.yaml`` and ``run_dir/seed_<seed>/<name>.safetensors`` (no
+    Reads ``run_dir/config.yaml`` (:func:`read_config`) and
+    ``run_dir/seed_<seed>/<name>.safetensors`` with its metadata (:func:`trained_shapes`; no
     unpickling). Raises :class:`CheckpointError` when a file is missing, corrupt or does
     not match the configuration.
     """
-    from framekd.config import RunConfig
     from framekd.io import load_metadata, load_tensors
     from framekd.models import student_from_config, teacher_from_config
     from framekd.models.registry import TEACHERS
 
     run_dir = Path(run_dir)
-    try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise CheckpointError(f"{run_dir}/config.yaml is missing or unreadable ({err})") from err
+    _, rc = read_config(run_dir)
     path = run_dir / f"seed_{seed}" / f"{name}.safetensors"
     state = load_tensors(path)
-    meta = load_metadata(path)
-    try:
-        d, c = int(meta["num_features"]), int(meta["num_classes"])
-        shape = tuple(int(v) for v in meta["knowledge_shape"].split(","))
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{path} lacks framekd metadata (not written by framekd)") from err
-    try:
-        rc = RunConfig.from_dict(cfg)
-    except (ConfigError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{run_dir}/config.yaml is not a valid configuration: {err}") from err
+    d, c, shape = trained_shapes(path)
     if name in TEACHERS:
-        model = teacher_from_config(name, rc, d, c, smooth=meta.get("smooth"))
+        model = teacher_from_config(name, rc, d, c, smooth=load_metadata(path).get("smooth"))
     else:
         model = student_from_config(name, rc, d, c, knowledge_shape=shape)
     try:
