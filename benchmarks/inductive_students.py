@@ -1,0 +1,195 @@
+"""What makes the framelet knowledge count on unseen nodes? Student variants, same teachers.
+
+Reuses the teachers of an inductive run (``framekd run --setting inductive --out RUN``): per
+seed its saved soft labels (``RUN/seed_<i>/teacher_logp.safetensors``) and the same unseen
+nodes (redrawn from the seed, checked against the saved ones). Each variant changes the
+students' settings (``--set``-style overrides on the run's configuration: dropout, weight
+decay, λ, knowledge mode ...); the students are distilled on the observed graph's knowledge
+and scored on the test nodes' full-graph rows exactly as ``framekd run`` does
+(:func:`framekd.experiment.run_seed_inductive`), so only the students' settings change
+between rows.
+
+``--gates`` instead prints, per run, the mean gate values that ``framekd run`` saved for the
+test nodes (``RUN/seed_<i>/gates.safetensors``; FMLP-O's output layer), split into observed
+and unseen test nodes: a gate near 1 means the student leans on its feature branch rather
+than on that channel's knowledge.
+
+Resumable: one CSV row per (run, variant, student, seed) is appended as soon as it is
+finished, and finished rows are skipped on a re-run. ``--table`` prints mean ``ind`` / ``tran``
+/ validation accuracy per variant from the CSV.
+
+Usage (data from $FRAMEKD_DATA)::
+
+    OMP_NUM_THREADS=1 python benchmarks/inductive_students.py --runs runs/inductive/chameleon-geom \
+        --seeds 3 --csv benchmarks/results/inductive_students.csv
+    python benchmarks/inductive_students.py --csv benchmarks/results/inductive_students.csv --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from pathlib import Path
+
+import torch
+import yaml
+
+from framekd.config import resolve, validate
+from framekd.data import load_dataset
+from framekd.distill import distill_student, predict_student
+from framekd.experiment import compute_knowledge, graph_operator, knowledge_spec
+from framekd.inductive import (
+    inductive_split,
+    knowledge_at_test_time,
+    observed_graph,
+    production_scores,
+)
+from framekd.io import load_tensors
+from framekd.models import student_from_config
+
+#: name -> overrides of the run's settings (students only; the teacher is the run's).
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    "dropout 0.5": ["student.dropout=0.5"],
+    "weight decay 5e-3": ["student.weight_decay=0.005"],
+    "lam 0.5": ["student.lam=0.5"],
+    "sketch knowledge": ["knowledge.mode=sketch"],
+    "T 2": ["student.temperature=2.0"],
+}
+FIELDS = ["run", "variant", "student", "seed", "val", "tran", "ind", "prod"]
+
+
+def _done(path: Path) -> set[tuple[str, str, str, int]]:
+    if not path.exists():
+        return set()
+    with path.open() as f:
+        return {(r["run"], r["variant"], r["student"], int(r["seed"])) for r in csv.DictReader(f)}
+
+
+def run_variants(run: Path, variants: list[str], students: list[str], seeds: int,
+                 csv_path: Path) -> None:
+    base = yaml.safe_load((run / "config.yaml").read_text())
+    if base.get("setting") != "inductive":
+        raise SystemExit(f"{run}: not an inductive run (setting: {base.get('setting')})")
+    done = _done(csv_path)
+    data = load_dataset(base["dataset"])
+    for seed in range(seeds):
+        folder = run / f"seed_{seed}"
+        saved = load_tensors(folder / "split.safetensors")
+        isplit = inductive_split(data, base["protocol"], seed)
+        if not torch.equal(isplit.unseen.sort().values, saved["unseen"].sort().values):
+            raise SystemExit(f"{folder}: the redrawn unseen nodes differ from the saved ones")
+        logp = load_tensors(folder / "teacher_logp.safetensors")["log_probs"]
+        observed = observed_graph(data, isplit.unseen)
+        split = isplit.training_split()
+        cache: dict[str, tuple] = {}
+        for variant in variants:
+            todo = [s for s in students if (run.name, variant, s, seed) not in done]
+            if not todo:
+                continue
+            rc = validate(resolve(base["dataset"], config_file=run / "config.yaml",
+                                  overrides=VARIANTS[variant]))
+            mode = knowledge_spec(rc, data).mode
+            if mode not in cache:
+                op, full_op = graph_operator(rc, observed), graph_operator(rc, data)
+                k_obs, _ = compute_knowledge(observed, rc, cache_dir=None,
+                                             device=torch.device("cpu"), operator=op)
+                k_test, _ = knowledge_at_test_time(
+                    data, isplit.test_nodes, knowledge_spec(rc, data), full_op,
+                    full_knowledge=lambda rc=rc, op=full_op: compute_knowledge(
+                        data, rc, cache_dir=None, device=torch.device("cpu"),
+                        operator=op)[0])
+                cache[mode] = (k_obs, k_test)
+            k_obs, k_test = cache[mode]
+            s = rc.student
+            for name in todo:
+                torch.manual_seed(seed)
+                student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
+                                              knowledge_shape=k_obs.shape)
+                k = None if name == "glnn" else k_obs
+                res = distill_student(student, observed, k, logp, split, lam=s.lam,
+                                      T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
+                                      epochs=s.epochs, patience=s.patience,
+                                      batch_size=s.batch_size, distill_nodes=isplit.observed,
+                                      seed=seed)
+                out = predict_student(student, data.x[isplit.test_nodes],
+                                      None if name == "glnn" else k_test,
+                                      batch_size=s.batch_size)
+                sc = production_scores(out.logits, data.y, isplit)
+                row = {"run": run.name, "variant": variant, "student": name, "seed": seed,
+                       "val": f"{100 * res.val_acc:.2f}", "tran": f"{100 * sc['tran']:.2f}",
+                       "ind": f"{100 * sc['ind']:.2f}", "prod": f"{100 * sc['prod']:.2f}"}
+                new = not csv_path.exists()
+                with csv_path.open("a", newline="") as f:
+                    w = csv.DictWriter(f, FIELDS)
+                    if new:
+                        w.writeheader()
+                    w.writerow(row)
+                print(row, flush=True)
+
+
+def table(csv_path: Path) -> str:
+    rows = list(csv.DictReader(csv_path.open()))
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["run"], r["student"], r["variant"]), []).append(r)
+    lines = ["| run | student | variant | seeds | val | tran | ind | prod |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for (run, student, variant), rs in sorted(groups.items()):
+        cells = [f"{statistics.fmean(float(r[k]) for r in rs):.2f}"
+                 for k in ("val", "tran", "ind", "prod")]
+        lines.append(f"| {run} | {student} | {variant} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def gate_table(runs: list[Path], seeds: int) -> str:
+    """Mean gates per channel (channel 0 = low pass) of FMLP-S and FMLP-O's output layer on
+    the observed / unseen test nodes, averaged over ``seeds``."""
+    lines = ["| run | student | seeds | observed test nodes | unseen test nodes |",
+             "|---|---|---:|---|---|"]
+    for run in runs:
+        for name in ("fmlp-s", "fmlp-o"):
+            obs, uns = [], []
+            for seed in range(seeds):
+                folder = run / f"seed_{seed}"
+                gates = load_tensors(folder / "gates.safetensors")
+                unseen = torch.isin(gates["test_nodes"],
+                                    load_tensors(folder / "split.safetensors")["unseen"])
+                g = gates[name] if gates[name].dim() == 2 else gates[name][-1]
+                obs.append(g[~unseen].mean(0))
+                uns.append(g[unseen].mean(0))
+            cells = [" ".join(f"{v:.2f}" for v in torch.stack(x).mean(0).tolist())
+                     for x in (obs, uns)]
+            lines.append(f"| {run.name} | {name} | {seeds} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="*", type=Path, default=[])
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--students", default="fmlp-s,fmlp-o")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--csv", type=Path)
+    parser.add_argument("--table", action="store_true")
+    parser.add_argument("--gates", action="store_true")
+    args = parser.parse_args()
+    if args.gates:
+        print(gate_table(args.runs, args.seeds))
+        return
+    if args.table:
+        print(table(args.csv))
+        return
+    if args.csv is None:
+        raise SystemExit("--csv is required (except with --gates)")
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    for run in args.runs:
+        run_variants(run, variants, args.students.split(","), args.seeds, args.csv)
+
+
+if __name__ == "__main__":
+    main()
