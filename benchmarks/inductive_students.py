@@ -57,14 +57,60 @@ VARIANTS: dict[str, list[str]] = {
     "sketch knowledge": ["knowledge.mode=sketch"],
     "T 2": ["student.temperature=2.0"],
 }
-FIELDS = ["run", "variant", "student", "seed", "val", "tran", "ind", "prod"]
-
-
 def _done(path: Path) -> set[tuple[str, str, str, int]]:
     if not path.exists():
         return set()
     with path.open() as f:
         return {(r["run"], r["variant"], r["student"], int(r["seed"])) for r in csv.DictReader(f)}
+
+
+def seed_inputs(run: Path, data, protocol: str, seed: int):
+    """The run's seed ``seed``: its unseen nodes (redrawn, checked against the saved ones),
+    the teacher's soft labels and the observed graph."""
+    folder = run / f"seed_{seed}"
+    saved = load_tensors(folder / "split.safetensors")
+    isplit = inductive_split(data, protocol, seed)
+    if not torch.equal(isplit.unseen.sort().values, saved["unseen"].sort().values):
+        raise SystemExit(f"{folder}: the redrawn unseen nodes differ from the saved ones")
+    logp = load_tensors(folder / "teacher_logp.safetensors")["log_probs"]
+    return isplit, logp, observed_graph(data, isplit.unseen)
+
+
+def knowledge_pair(rc, data, observed, isplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """The observed graph's knowledge (training) and the test nodes' full-graph rows, as
+    :func:`framekd.experiment.run_seed_inductive` computes them."""
+    cpu = torch.device("cpu")
+    op, full_op = graph_operator(rc, observed), graph_operator(rc, data)
+    k_obs, _ = compute_knowledge(observed, rc, cache_dir=None, device=cpu, operator=op)
+    k_test, _ = knowledge_at_test_time(
+        data, isplit.test_nodes, knowledge_spec(rc, data), full_op,
+        full_knowledge=lambda: compute_knowledge(data, rc, cache_dir=None, device=cpu,
+                                                 operator=full_op)[0])
+    return k_obs, k_test
+
+
+def distil_and_score(student, rc, data, observed, knowledge, test_knowledge, logp, isplit,
+                     seed: int) -> tuple[float, dict[str, float]]:
+    """Distil ``student`` on the observed nodes (the run's student settings) and score it on
+    the test nodes: ``(validation accuracy, {"tran", "ind", "prod"})``."""
+    s = rc.student
+    res = distill_student(student, observed, knowledge, logp, isplit.training_split(),
+                          lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
+                          epochs=s.epochs, patience=s.patience, batch_size=s.batch_size,
+                          distill_nodes=isplit.observed, seed=seed)
+    out = predict_student(student, data.x[isplit.test_nodes], test_knowledge,
+                          batch_size=s.batch_size)
+    return res.val_acc, production_scores(out.logits, data.y, isplit)
+
+
+def append_row(csv_path: Path, row: dict) -> None:
+    new = not csv_path.exists()
+    with csv_path.open("a", newline="") as f:
+        w = csv.DictWriter(f, list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    print(row, flush=True)
 
 
 def run_variants(run: Path, variants: list[str], students: list[str], seeds: int,
@@ -75,14 +121,7 @@ def run_variants(run: Path, variants: list[str], students: list[str], seeds: int
     done = _done(csv_path)
     data = load_dataset(base["dataset"])
     for seed in range(seeds):
-        folder = run / f"seed_{seed}"
-        saved = load_tensors(folder / "split.safetensors")
-        isplit = inductive_split(data, base["protocol"], seed)
-        if not torch.equal(isplit.unseen.sort().values, saved["unseen"].sort().values):
-            raise SystemExit(f"{folder}: the redrawn unseen nodes differ from the saved ones")
-        logp = load_tensors(folder / "teacher_logp.safetensors")["log_probs"]
-        observed = observed_graph(data, isplit.unseen)
-        split = isplit.training_split()
+        isplit, logp, observed = seed_inputs(run, data, base["protocol"], seed)
         cache: dict[str, tuple] = {}
         for variant in variants:
             todo = [s for s in students if (run.name, variant, s, seed) not in done]
@@ -92,41 +131,20 @@ def run_variants(run: Path, variants: list[str], students: list[str], seeds: int
                                   overrides=VARIANTS[variant]))
             mode = knowledge_spec(rc, data).mode
             if mode not in cache:
-                op, full_op = graph_operator(rc, observed), graph_operator(rc, data)
-                k_obs, _ = compute_knowledge(observed, rc, cache_dir=None,
-                                             device=torch.device("cpu"), operator=op)
-                k_test, _ = knowledge_at_test_time(
-                    data, isplit.test_nodes, knowledge_spec(rc, data), full_op,
-                    full_knowledge=lambda rc=rc, op=full_op: compute_knowledge(
-                        data, rc, cache_dir=None, device=torch.device("cpu"),
-                        operator=op)[0])
-                cache[mode] = (k_obs, k_test)
+                cache[mode] = knowledge_pair(rc, data, observed, isplit)
             k_obs, k_test = cache[mode]
-            s = rc.student
             for name in todo:
                 torch.manual_seed(seed)
                 student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
                                               knowledge_shape=k_obs.shape)
-                k = None if name == "glnn" else k_obs
-                res = distill_student(student, observed, k, logp, split, lam=s.lam,
-                                      T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
-                                      epochs=s.epochs, patience=s.patience,
-                                      batch_size=s.batch_size, distill_nodes=isplit.observed,
-                                      seed=seed)
-                out = predict_student(student, data.x[isplit.test_nodes],
-                                      None if name == "glnn" else k_test,
-                                      batch_size=s.batch_size)
-                sc = production_scores(out.logits, data.y, isplit)
-                row = {"run": run.name, "variant": variant, "student": name, "seed": seed,
-                       "val": f"{100 * res.val_acc:.2f}", "tran": f"{100 * sc['tran']:.2f}",
-                       "ind": f"{100 * sc['ind']:.2f}", "prod": f"{100 * sc['prod']:.2f}"}
-                new = not csv_path.exists()
-                with csv_path.open("a", newline="") as f:
-                    w = csv.DictWriter(f, FIELDS)
-                    if new:
-                        w.writeheader()
-                    w.writerow(row)
-                print(row, flush=True)
+                glnn = name == "glnn"
+                val, sc = distil_and_score(student, rc, data, observed,
+                                           None if glnn else k_obs, None if glnn else k_test,
+                                           logp, isplit, seed)
+                append_row(csv_path, {
+                    "run": run.name, "variant": variant, "student": name, "seed": seed,
+                    "val": f"{100 * val:.2f}", "tran": f"{100 * sc['tran']:.2f}",
+                    "ind": f"{100 * sc['ind']:.2f}", "prod": f"{100 * sc['prod']:.2f}"})
 
 
 def table(csv_path: Path) -> str:

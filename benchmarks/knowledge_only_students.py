@@ -3,7 +3,7 @@
 On Chameleon the framelet students match the teacher on observed test nodes but fall far
 below it on unseen ones, and their saved gates lean on the feature branch
 (``inductive_students.py --gates``). This probe distils, on an inductive run's saved
-teachers and unseen nodes (as ``inductive_students.py``), three students without FMLP's
+teachers and unseen nodes (with ``inductive_students.py``'s code), three students without FMLP's
 gated feature branch:
 
 * ``klinear``: :math:`\\hat y = \\sum_c \\mathrm{Cls}_c(E_c z_c^{(K)})`, i.e. FMLP-S with
@@ -32,16 +32,8 @@ from torch import nn
 
 from framekd.config import resolve, validate
 from framekd.data import load_dataset
-from framekd.distill import distill_student, predict_student
-from framekd.experiment import compute_knowledge, graph_operator, knowledge_spec
-from framekd.inductive import (
-    inductive_split,
-    knowledge_at_test_time,
-    observed_graph,
-    production_scores,
-)
-from framekd.io import load_tensors
 from framekd.models.students import StudentOutput, _Student
+from inductive_students import append_row, distil_and_score, knowledge_pair, seed_inputs
 
 
 class KLinear(_Student):
@@ -93,45 +85,20 @@ def main() -> None:
     base = yaml.safe_load((run / "config.yaml").read_text())
     rc = validate(resolve(base["dataset"], config_file=run / "config.yaml"))
     data = load_dataset(base["dataset"])
-    s = rc.student
-    cpu = torch.device("cpu")
     for seed in range(seeds):
-        f = run / f"seed_{seed}"
-        isp = inductive_split(data, base["protocol"], seed)
-        saved = load_tensors(f / "split.safetensors")["unseen"]
-        if not torch.equal(isp.unseen.sort().values, saved.sort().values):
-            raise SystemExit(f"{f}: the redrawn unseen nodes differ from the saved ones")
-        logp = load_tensors(f / "teacher_logp.safetensors")["log_probs"]
-        obs, split = observed_graph(data, isp.unseen), isp.training_split()
-        ko, _ = compute_knowledge(obs, rc, cache_dir=None, device=cpu)
-        fop = graph_operator(rc, data)
-        kt, _ = knowledge_at_test_time(
-            data, isp.test_nodes, knowledge_spec(rc, data), fop,
-            full_knowledge=lambda fop=fop: compute_knowledge(data, rc, cache_dir=None,
-                                                             device=cpu, operator=fop)[0])
-        C, K, N, W = ko.shape
-        d, c = data.x.size(1), int(data.num_classes)
+        isplit, logp, observed = seed_inputs(run, data, base["protocol"], seed)
+        ko, kt = knowledge_pair(rc, data, observed, isplit)
         done = ({(r["run"], r["model"], int(r["seed"])) for r in csv.DictReader(out.open())}
                 if out.exists() else set())
         for name in MODELS:
             if (run.name, name, seed) in done:
                 continue
             torch.manual_seed(seed)
-            m = build(name, d, s.hidden, c, (C, K, N, W), s.dropout)
-            res = distill_student(m, obs, ko, logp, split, lam=s.lam, T=s.temperature, lr=s.lr,
-                                  weight_decay=s.weight_decay, epochs=s.epochs,
-                                  patience=s.patience, distill_nodes=isp.observed, seed=seed)
-            o = predict_student(m, data.x[isp.test_nodes], kt)
-            sc = production_scores(o.logits, data.y, isp)
-            row = dict(run=run.name, model=name, seed=seed, val=round(100 * res.val_acc, 2),
-                       tran=round(100 * sc["tran"], 2), ind=round(100 * sc["ind"], 2))
-            print(row, flush=True)
-            new = not out.exists()
-            with out.open("a") as fh:
-                w = csv.DictWriter(fh, list(row))
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            m = build(name, data.x.size(1), rc.student.hidden, int(data.num_classes),
+                      tuple(ko.shape), rc.student.dropout)
+            val, sc = distil_and_score(m, rc, data, observed, ko, kt, logp, isplit, seed)
+            append_row(out, dict(run=run.name, model=name, seed=seed, val=round(100 * val, 2),
+                                 tran=round(100 * sc["tran"], 2), ind=round(100 * sc["ind"], 2)))
 
 
 if __name__ == "__main__":
