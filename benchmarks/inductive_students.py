@@ -56,6 +56,8 @@ VARIANTS: dict[str, list[str]] = {
     "lam 0.5": ["student.lam=0.5"],
     "sketch knowledge": ["knowledge.mode=sketch"],
     "T 2": ["student.temperature=2.0"],
+    "feature dropout 0": ["student.feature_dropout=0.0"],
+    "feature dropout 0.8": ["student.feature_dropout=0.8"],
 }
 def _done(path: Path) -> set[tuple[str, str, str, int]]:
     if not path.exists():

@@ -30,8 +30,10 @@ from helpers import bag_of_words  # noqa: E402
 
 SPEC = "csbm:n=120,c=3,d=6,h=0.3,f=8,seed=0"
 OVERRIDES = ["teacher.epochs=5", "student.epochs=5", "teacher.patience=5", "student.patience=5",
-             "knowledge.sketch_dim=16", "baselines=[]"]
-MODELS = ("fmlp-s", "fmlp-o", "mlp", "glnn")
+             "knowledge.sketch_dim=16", "baselines=[]",
+             "student.names=[mlp,fmlp-s,fmlp-o,fmlp-c]"]
+MODELS = ("fmlp-s", "fmlp-o", "fmlp-c", "mlp", "glnn")
+GATED = ("fmlp-s", "fmlp-o")
 ATOL = 1e-5
 
 
@@ -75,10 +77,10 @@ def _reference(run, name, x, k):
 def test_onnx_matches_pytorch_in_onnxruntime_at_two_batch_sizes(run, name):
     path = run["exports"][name]["files"]["onnx"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    uses_knowledge = name.startswith("fmlp")
+    uses_knowledge, gated = name.startswith("fmlp"), name in GATED
     assert [i.name for i in session.get_inputs()] == (["x", "knowledge"] if uses_knowledge
                                                        else ["x"])
-    assert [o.name for o in session.get_outputs()] == (["logits", "gates"] if uses_knowledge
+    assert [o.name for o in session.get_outputs()] == (["logits", "gates"] if gated
                                                         else ["logits"])
     test = run["test"]
     for index in (test[:5], test[5:22]):  # batch sizes 5 and 17: the batch axis is dynamic
@@ -88,16 +90,17 @@ def test_onnx_matches_pytorch_in_onnxruntime_at_two_batch_sizes(run, name):
         logits, gates = _reference(run, name, x, k)
         assert outs[0].shape == logits.shape == (len(index), 3)
         assert np.abs(outs[0] - logits).max() <= ATOL
-        if uses_knowledge:
+        assert (gates is None) == (not gated)
+        if gated:
             assert outs[1].shape == gates.shape
             assert np.abs(outs[1] - gates).max() <= ATOL
     parity = run["exports"][name]["manifest"]["parity"]["onnx"]
     assert parity["max_abs_logits"] <= ATOL and parity["provider"] == "CPUExecutionProvider"
     assert len(parity["batch_sizes"]) == 2 and parity["nodes"] == len(test)
-    assert (parity["max_abs_gates"] is None) == (not uses_knowledge)
+    assert (parity["max_abs_gates"] is None) == (not gated)
 
 
-@pytest.mark.parametrize("name", ["fmlp-s", "fmlp-o", "glnn"])
+@pytest.mark.parametrize("name", ["fmlp-s", "fmlp-o", "fmlp-c", "glnn"])
 def test_onnx_graph_is_valid_with_a_symbolic_batch_axis(run, name):
     path = run["exports"][name]["files"]["onnx"]
     model = onnx.load(str(path))
@@ -110,6 +113,8 @@ def test_onnx_graph_is_valid_with_a_symbolic_batch_axis(run, name):
         assert dims["knowledge"] == [2, 2, "B", 8] and dims["gates"] == ["B", 2]
     if name == "fmlp-o":
         assert dims["gates"] == [2, "B", 2]
+    if name == "fmlp-c":
+        assert dims["knowledge"] == [2, 2, "B", 8] and "gates" not in dims
     props = {p.key: p.value for p in model.metadata_props}
     assert props["framekd.model"] == name and props["framekd.dataset"] == SPEC
 
@@ -123,9 +128,9 @@ def test_pt2_reloads_and_matches(run, name):
         with torch.no_grad():
             out = module(x) if k is None else module(x, k)
         logits, gates = _reference(run, name, x, k)
-        got = out if k is None else out[0]
+        got = out[0] if name in GATED else out
         assert np.abs(got.numpy() - logits).max() <= ATOL
-        if k is not None:
+        if name in GATED:
             assert np.abs(out[1].numpy() - gates).max() <= ATOL
     assert run["exports"][name]["manifest"]["parity"]["pt2"]["max_abs_logits"] <= ATOL
 

@@ -341,6 +341,44 @@ def test_fmlps_gate_formula():
     torch.testing.assert_close(model(x, z).logits, expected)
 
 
+def _fmlpc_oracle(model, x, z):
+    """The MLP on the explicit concatenation [x ‖ z_1^(1) ‖ … ‖ z_1^(K) ‖ z_2^(1) ‖ …]."""
+    c, k = z.shape[:2]
+    inputs = torch.cat([x, *(z[i, j] for i in range(c) for j in range(k))], dim=1)
+    return model.lin2(torch.relu(model.lin1(inputs)))
+
+
+def test_fmlpc_is_an_mlp_on_features_and_knowledge_side_by_side():
+    z, x = knowledge_batch(c=3, k=2, width=9)
+    model = build_student("fmlp-c", 5, 4, knowledge_shape=(3, 2, 50, 9), hidden_channels=8,
+                          dropout=0.3).eval()
+    out = model(x, z)
+    assert out.gates is None and out.logits.shape == (6, 4)
+    torch.testing.assert_close(out.logits, _fmlpc_oracle(model, x, z), rtol=1e-5, atol=1e-5)
+
+
+def test_fmlpc_feature_dropout_drops_whole_feature_rows():
+    """In training each node sees either all its features (scaled by 1/(1-p)) or none."""
+    z, x = knowledge_batch(c=2, k=2, b=64, width=9)
+    x = torch.randn(64, 5)
+    model = build_student("fmlp-c", 5, 4, knowledge_shape=(2, 2, 64, 9), hidden_channels=8,
+                          dropout=0.0, feature_dropout=0.5)
+    torch.manual_seed(0)
+    got = model(x, z).logits
+    kept, dropped = _fmlpc_oracle(model, 2 * x, z), _fmlpc_oracle(model, 0 * x, z)
+    is_kept = (got - kept).abs().amax(1) < 1e-5
+    is_dropped = (got - dropped).abs().amax(1) < 1e-5
+    assert (is_kept ^ is_dropped).all()  # every row one or the other
+    assert 10 < int(is_dropped.sum()) < 54  # about half of 64
+    model.eval()  # no feature dropout at evaluation
+    torch.testing.assert_close(model(x, z).logits, _fmlpc_oracle(model, x, z))
+
+
+def test_fmlpc_rejects_a_feature_dropout_outside_0_1():
+    with pytest.raises(ConfigError, match="feature_dropout"):
+        build_student("fmlp-c", 5, 4, knowledge_shape=(2, 2, 6, 9), feature_dropout=1.0)
+
+
 def test_students_reject_mismatched_knowledge():
     z, x = knowledge_batch(c=3, k=2, width=9)
     model = FMLPO(5, 8, 4, knowledge_channels=3, knowledge_width=9, num_powers=3)
@@ -366,13 +404,13 @@ def test_students_accept_every_knowledge_mode(mode):
     width = {"rows": n, "sketch": 8, "features": d}[mode]
     assert kn.shape[2:] == (n, width)
     batch = torch.tensor([0, 3, 5, 9])
-    for name in ("fmlp-s", "fmlp-o"):
+    for name in ("fmlp-s", "fmlp-o", "fmlp-c"):
         model = build_student(name, d, 3, knowledge_shape=kn.shape, hidden_channels=8)
         out = model(x[batch], kn[:, :, batch])
         assert out.logits.shape == (4, 3)
 
 
-@pytest.mark.parametrize("name", ["mlp", "fmlp-s", "fmlp-o"])
+@pytest.mark.parametrize("name", ["mlp", "fmlp-s", "fmlp-o", "fmlp-c"])
 def test_students_with_sparse_input_match_dense(name):
     b, d = 80, 300
     x = bag_of_words(b, d, 0.03, seed=2)
@@ -380,8 +418,10 @@ def test_students_with_sparse_input_match_dense(name):
     k, _ = knowledge_batch(c=2, k=2, b=b, width=9)
     torch.manual_seed(0)
     shape = tuple(k.shape)
-    sparse = build_student(name, d, 3, knowledge_shape=shape, dropout=0.0)
-    dense = build_student(name, d, 3, knowledge_shape=shape, dropout=0.0, sparse_input=0.0)
+    extra = {"feature_dropout": 0.0} if name == "fmlp-c" else {}
+    sparse = build_student(name, d, 3, knowledge_shape=shape, dropout=0.0, **extra)
+    dense = build_student(name, d, 3, knowledge_shape=shape, dropout=0.0, sparse_input=0.0,
+                          **extra)
     dense.load_state_dict(sparse.state_dict())
     outs = []
     for model in (sparse, dense):

@@ -194,6 +194,8 @@ def test_search_space_declaration():
     assert {"framelet.filters", "knowledge.mode", "student.temperature",
             "rewire.iterations", "rewire.tau", "rewire.removal_bound"} <= joint
     assert "student.lam" not in joint  # fixed by the user: not searched
+    assert "student.feature_dropout" not in joint  # FMLP-C's setting: not tuned here
+    assert "student.feature_dropout" in {p.key for p in search_space("gcn", ["fmlp-c"])}
     assert not any(k.startswith("knowledge.") for k in
                    (p.key for p in search_space("gcn", ["mlp"])))
 

@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
         "names": ["mlp", "fmlp-s", "fmlp-o"],
         "hidden": 64,
         "dropout": 0.1,
+        # FMLP-C only: probability of dropping a node's whole feature row in training
+        "feature_dropout": 0.5,
         "lr": 0.01,
         "weight_decay": 5e-4,
         "epochs": 500,
@@ -264,6 +266,7 @@ class StudentSpec:
     lam: float
     temperature: float
     batch_size: int | None
+    feature_dropout: float = 0.5
 
     @classmethod
     def from_dict(cls, s: Mapping[str, Any]) -> StudentSpec:
@@ -276,12 +279,15 @@ class StudentSpec:
         _check(0.0 <= lam <= 1.0, f"student.lam must be in [0, 1], got {s['lam']!r}")
         temperature = _number(s["temperature"], "student.temperature")
         _check(temperature > 0, "student.temperature must be positive")
+        feature_dropout = _number(s["feature_dropout"], "student.feature_dropout")
+        _check(0.0 <= feature_dropout < 1.0,
+               f"student.feature_dropout must be in [0, 1), got {s['feature_dropout']!r}")
         batch = s["batch_size"]
         _check(batch is None or (isinstance(batch, int) and not isinstance(batch, bool)
                                  and batch > 0),
                "student.batch_size must be a positive integer or null (full batch)")
         return cls(names=tuple(names), lam=lam, temperature=temperature, batch_size=batch,
-                   **_training(s, "student"))
+                   feature_dropout=feature_dropout, **_training(s, "student"))
 
 
 @dataclass(frozen=True)

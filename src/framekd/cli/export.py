@@ -15,7 +15,7 @@ from pathlib import Path
 # framekd.export's DEFAULT_OPSET, EXPORTABLE and FORMATS, spelled out so that registering
 # the command imports nothing heavy (framekd.cli's convention; a test checks they agree).
 DEFAULT_OPSET = 18
-EXPORTABLE = ("fmlp-s", "fmlp-o", "mlp", "glnn")
+EXPORTABLE = ("fmlp-s", "fmlp-o", "fmlp-c", "mlp", "glnn")
 FORMATS = ("onnx", "pt2")
 
 

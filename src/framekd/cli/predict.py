@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="I",
                         help="seed whose weights are used (default 0)")
     parser.add_argument("--model", default="fmlp-o", metavar="NAME",
-                        help="fmlp-o (default), fmlp-s, glnn (the distilled MLP), mlp (trained "
-                        "on labels alone) or one of the run's teachers")
+                        help="fmlp-o (default), fmlp-s, fmlp-c, glnn (the distilled MLP), "
+                        "mlp (trained on labels alone) or one of the run's teachers")
     parser.add_argument("--graph", required=True, metavar="NAME|DIR",
                         help="dataset name, csbm:... spec or graph folder (edges.csv, "
                         "features.npy|csv, labels.csv with -1 for unlabelled nodes)")

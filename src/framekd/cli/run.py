@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True,
                    help="dataset name (see `framekd datasets`), csbm:... spec or graph folder")
     p.add_argument("--teacher", choices=tuple(TEACHERS))
-    p.add_argument("--students", help="comma-separated: mlp,fmlp-s,fmlp-o")
+    p.add_argument("--students", help="comma-separated: mlp,fmlp-s,fmlp-o,fmlp-c")
     p.add_argument("--protocol", choices=PROTOCOLS)
     p.add_argument("--seeds", type=int, help="number of seeds / splits (default 10)")
     p.add_argument("--setting", choices=SETTINGS,

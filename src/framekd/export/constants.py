@@ -13,7 +13,7 @@ PARITY_ATOL = 1e-5
 PARITY_BATCH = 64
 #: Models that can be exported (``glnn`` is the distilled MLP, ``mlp`` the one trained on
 #: labels alone); teachers need the graph at inference and are not exported.
-EXPORTABLE = ("fmlp-s", "fmlp-o", "mlp", "glnn")
+EXPORTABLE = ("fmlp-s", "fmlp-o", "fmlp-c", "mlp", "glnn")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 _INSTALL_HINT = "install the deployment extra: pip install 'framekd[deploy]'"

@@ -13,15 +13,16 @@ from torch import Tensor, nn
 
 
 class _FMLPDeployable(nn.Module):
-    """FMLP-S/O with tensor-only inputs and outputs: ``(x, knowledge) -> (logits, gates)``."""
+    """A knowledge student with tensor-only inputs and outputs: ``(x, knowledge) -> (logits,
+    gates)`` for FMLP-S/O, ``(x, knowledge) -> logits`` for FMLP-C (it has no gates)."""
 
     def __init__(self, student: nn.Module) -> None:
         super().__init__()
         self.student = student
 
-    def forward(self, x: Tensor, knowledge: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, knowledge: Tensor) -> tuple[Tensor, Tensor] | Tensor:
         out = self.student(x, knowledge)
-        return out.logits, out.gates
+        return out.logits if out.gates is None else (out.logits, out.gates)
 
 
 class _MLPDeployable(nn.Module):
@@ -45,6 +46,7 @@ def _io_spec(d: int, classes: int, knowledge: Tensor | None,
         inputs.append({"name": "knowledge", "dtype": "float32", "shape": [c, k, "B", w],
                        "meaning": "the batch's rows (dim 2) of the graph knowledge "
                        "[C, K, N, width] (see 'knowledge')"})
+    if knowledge is not None and gates_axis is not None:
         gshape: list[Any] = ["B", c] if gates_axis == 0 else [k, "B", c]
         outputs.append({"name": "gates", "dtype": "float32", "shape": gshape,
                         "meaning": "gate value per node and framelet channel"

@@ -16,7 +16,7 @@ from framekd.models.registry import (
 )
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
 from framekd.models.spectral import SpectralFramelet, SpectralFrameletConv
-from framekd.models.students import FMLPO, FMLPS, MLP, StudentOutput
+from framekd.models.students import FMLPC, FMLPO, FMLPS, MLP, StudentOutput
 from framekd.models.teachers import (
     GAT,
     GCN,
@@ -28,6 +28,7 @@ from framekd.models.teachers import (
 
 __all__ = [
     "SPARSE_INPUT_DENSITY",
+    "FMLPC",
     "FMLPO",
     "FMLPS",
     "GAT",

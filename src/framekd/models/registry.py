@@ -15,7 +15,7 @@ from torch import nn
 
 from framekd.errors import ConfigError
 from framekd.models.spectral import SpectralFramelet
-from framekd.models.students import FMLPO, FMLPS, MLP
+from framekd.models.students import FMLPC, FMLPO, FMLPS, MLP
 from framekd.models.teachers import GAT, GCN, GraphSAGE, SimplifiedFramelet, SpatialFramelet
 
 if TYPE_CHECKING:
@@ -30,7 +30,9 @@ TEACHERS: dict[str, type[nn.Module]] = {
     "sage": GraphSAGE,
     "gat": GAT,
 }
-STUDENTS: dict[str, type[nn.Module]] = {"mlp": MLP, "fmlp-s": FMLPS, "fmlp-o": FMLPO}
+STUDENTS: dict[str, type[nn.Module]] = {
+    "mlp": MLP, "fmlp-s": FMLPS, "fmlp-o": FMLPO, "fmlp-c": FMLPC,
+}
 #: Teachers built on the framelet operator (they take framelet settings and ε).
 FRAMELET_TEACHERS = ("spatial", "simplified", "spectral")
 #: Teachers without a hidden layer.
@@ -38,7 +40,7 @@ NO_HIDDEN = ("simplified",)
 #: Result rows: ``glnn`` is the MLP distilled from the teacher, ``mlp`` the same MLP
 #: trained on labels alone.
 DISTILLED_MLP = "glnn"
-ROW_ORDER: tuple[str, ...] = (*TEACHERS, "mlp", DISTILLED_MLP, "fmlp-s", "fmlp-o")
+ROW_ORDER: tuple[str, ...] = (*TEACHERS, "mlp", DISTILLED_MLP, "fmlp-s", "fmlp-o", "fmlp-c")
 ALIASES = {
     "graphsage": "sage",
     "spatufg": "spatial",
@@ -48,6 +50,8 @@ ALIASES = {
     "fmlpo": "fmlp-o",
     "fmlp_s": "fmlp-s",
     "fmlp_o": "fmlp-o",
+    "fmlpc": "fmlp-c",
+    "fmlp_c": "fmlp-c",
 }
 
 
@@ -83,12 +87,13 @@ def build_student(
     knowledge_shape: tuple[int, ...] | torch.Size | None = None,
     **cfg: Any,
 ) -> nn.Module:
-    """Build a student by name: ``mlp`` (alias ``glnn``), ``fmlp-s`` or ``fmlp-o``.
+    """Build a student by name: ``mlp`` (alias ``glnn``), ``fmlp-s``, ``fmlp-o`` or ``fmlp-c``.
 
     ``knowledge_shape`` is the shape ``(C, K, N, width)`` of the full
     :func:`~framekd.knowledge.graph_knowledge` tensor (``knowledge.shape``); the FMLPs take
     their channel count, depth and input width from it. ``cfg`` holds the model options
-    (``hidden_channels`` defaults to 64, ``dropout``, ``num_layers`` for the MLP).
+    (``hidden_channels`` defaults to 64, ``dropout``, ``num_layers`` for the MLP,
+    ``feature_dropout`` for FMLP-C).
     """
     key = model_name(name)
     key = "mlp" if key == DISTILLED_MLP else key
@@ -103,7 +108,7 @@ def build_student(
             )
         c, k, _, width = (int(v) for v in knowledge_shape)
         cfg.update(knowledge_channels=c, knowledge_width=width)
-        if key == "fmlp-o":
+        if key in ("fmlp-o", "fmlp-c"):
             cfg["num_powers"] = k
     try:
         return STUDENTS[key](in_channels=in_channels, out_channels=out_channels, **cfg)
@@ -140,6 +145,8 @@ def student_from_config(
     """Student ``name`` (``glnn`` is the MLP) with the run's settings."""
     s = cfg.student
     kw: dict[str, Any] = {"hidden_channels": s.hidden, "dropout": s.dropout}
+    if model_name(name) == "fmlp-c":
+        kw["feature_dropout"] = s.feature_dropout
     if model_name(name) not in ("mlp", DISTILLED_MLP):
         kw["knowledge_shape"] = tuple(knowledge_shape) if knowledge_shape is not None else None
     return build_student(name, in_channels, out_channels, **kw)

@@ -1,4 +1,5 @@
-r"""Student MLPs: the GLNN baseline and the framelet MLPs FMLP-S and FMLP-O (docs/SPEC.md §5).
+r"""Student MLPs: the GLNN baseline, the framelet MLPs FMLP-S and FMLP-O (docs/SPEC.md §5) and
+framekd's own FMLP-C (an MLP on the features and all knowledge side by side).
 
 Every student is called as ``student(x, knowledge) -> StudentOutput(logits, gates)`` on a
 batch of ``B`` nodes:
@@ -10,7 +11,7 @@ batch of ``B`` nodes:
 * ``logits``: unnormalised class scores ``[B, num_classes]``;
 * ``gates``: the gate values :math:`\alpha_c \in [0, 1]`, ``[B, C]`` for FMLP-S,
   ``[K, B, C]`` for FMLP-O (one slice per layer, the last is the output layer), ``None`` for
-  the MLP.
+  the MLP and FMLP-C.
 
 Unlike the reference release, every channel (the low pass and **all** high passes) has its own
 encoder and its own classifier, and gates are returned for analysis instead of printed.
@@ -445,3 +446,69 @@ class FMLPO(_Student):
             gates.append(alpha)
         all_gates.append(torch.cat(gates, dim=-1))
         return StudentOutput(logits, torch.stack(all_gates))
+
+
+class FMLPC(_Student):
+    r"""Concatenation framelet MLP (FMLP-C): framekd's variant, not one of the paper's students.
+
+    A 2-layer MLP on the node's features and every channel's and power's knowledge side by
+    side, with *feature dropout* :math:`p` (``feature_dropout``): during training each node's
+    whole feature row is dropped with probability :math:`p` (and kept rows scaled by
+    :math:`1/(1-p)`, as :func:`torch.nn.functional.dropout` does), so that the MLP must also
+    answer from the knowledge alone:
+
+    .. math::
+        m_i \sim \tfrac{1}{1-p}\,\mathrm{Bernoulli}(1-p) \text{ (training)}, \quad
+        m_i = 1 \text{ (evaluation)}, \\
+        h = \mathrm{ReLU}\big(W_x (m_i x_i) + \textstyle\sum_{c,k} W_{c,k} z_c^{(k)} + b\big),
+        \quad \hat y = \mathrm{Cls}(\mathrm{Dropout}(h)).
+
+    :math:`[W_x \,\|\, W_{1,1} \,\|\, \dots \,\|\, W_{C,K}]` is one linear layer on
+    :math:`[x \,\|\, z_1^{(1)} \,\|\, \dots \,\|\, z_C^{(K)}]` (its weight is split
+    instead of the input concatenated, so sparse features stay sparse). Why: on unseen nodes
+    of heterophilic graphs (Chameleon) the gated FMLPs lean on their feature branch, which
+    memorised the teacher on the training nodes, and fall far below the teacher, while an MLP
+    on the knowledge alone keeps the teacher's accuracy; on WebKB the features are needed
+    (BENCHMARKS.md §9.3). Feature dropout lets one model use both. It has no gates.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        *,
+        knowledge_channels: int,
+        knowledge_width: int,
+        num_powers: int,
+        dropout: float = 0.0,
+        feature_dropout: float = 0.5,
+        sparse_input: float = SPARSE_INPUT_DENSITY,
+    ) -> None:
+        super().__init__(sparse_input)
+        if not 0.0 <= float(feature_dropout) < 1.0:
+            raise ConfigError(f"FMLPC needs feature_dropout in [0, 1), got {feature_dropout!r}")
+        self.in_channels = int(in_channels)
+        self.knowledge_channels = int(knowledge_channels)
+        self.knowledge_width = int(knowledge_width)
+        self.num_powers = int(num_powers)
+        self.dropout = float(dropout)
+        self.feature_dropout = float(feature_dropout)
+        width = self.knowledge_channels * self.num_powers * self.knowledge_width
+        self.lin1 = nn.Linear(self.in_channels + width, hidden_channels)
+        self.lin2 = nn.Linear(hidden_channels, out_channels)
+
+    def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
+        _check_knowledge(knowledge, x, self.knowledge_channels, self.num_powers,
+                         self.knowledge_width, "FMLPC")
+        d = self.in_channels
+        w_x, w_z = self.lin1.weight[:, :d], self.lin1.weight[:, d:]
+        h_x = F.linear(self._sparse_input(x), w_x)
+        if self.training and self.feature_dropout > 0:
+            keep = F.dropout(h_x.new_ones(h_x.size(0), 1), p=self.feature_dropout)
+            h_x = h_x * keep
+        c, k, b, w = knowledge.shape
+        z = knowledge.permute(2, 0, 1, 3).reshape(b, c * k * w)  # [B, C·K·width]
+        h = F.relu(torch.addmm(self.lin1.bias, z, w_z.T) + h_x)
+        h = F.dropout(h, p=self.dropout, training=self.training)
+        return StudentOutput(self.lin2(h), None)

@@ -31,6 +31,8 @@ from optuna.distributions import (
 )
 
 GROUPS = ("teacher", "framelet", "knowledge", "student", "sdrf")
+#: ``only_if`` keys known before any trial: the teacher's name and the tuned students.
+STATIC_CONDITIONS = ("teacher.name", "student.names")
 HIDDEN = (32, 64, 128, 256)
 
 
@@ -43,7 +45,9 @@ class Param:
         distribution: the Optuna distribution it is drawn from.
         group: one of :data:`GROUPS` (see the module docstring).
         only_if: ``(key, value)``: drawn only when that setting (drawn earlier in
-            :data:`SEARCH_SPACE` or fixed) equals ``value``.
+            :data:`SEARCH_SPACE` or fixed) equals ``value``; for the keys of
+            :data:`STATIC_CONDITIONS`, decided once by :func:`search_space` (``teacher.name``
+            equals ``value``; ``value`` is one of the tuned ``student.names``).
     """
 
     key: str
@@ -89,6 +93,8 @@ SEARCH_SPACE: tuple[Param, ...] = (
     Param("student.hidden", _choice(*HIDDEN), "student"),
     Param("student.dropout", FloatDistribution(0.0, 0.8), "student"),
     Param("student.lr", _log(1e-3, 5e-2), "student"),
+    Param("student.feature_dropout", FloatDistribution(0.0, 0.9), "student",
+          only_if=("student.names", "fmlp-c")),
     # SDRF (--rewire sdrf); C+ = removal_bound
     Param("rewire.iterations", IntDistribution(10, 2500, log=True), "sdrf"),
     Param("rewire.tau", _log(1.0, 500.0), "sdrf"),
@@ -174,6 +180,9 @@ def search_space(
         if p.key == "teacher.hidden" and teacher in getattr(registry, "NO_HIDDEN", ()):
             continue
         if p.only_if is not None and p.only_if[0] == "teacher.name" and p.only_if[1] != teacher:
+            continue
+        if p.only_if is not None and p.only_if[0] == "student.names" \
+                and p.only_if[1] not in students:
             continue
         out.append(p)
     return out

@@ -116,13 +116,13 @@ def default_trials(setup: TuneSetup) -> list[dict[str, Any]]:
     validation) becomes one trial per mode.
     """
     from framekd.models.spectral import AUTO_SMOOTH
-    from framekd.tune.space import get
+    from framekd.tune.space import STATIC_CONDITIONS, get
 
     params: dict[str, Any] = {}
     modes: tuple[str, ...] = ()
     for p in setup.space:
         value = get(setup.base, p.key)
-        if p.only_if is not None and p.only_if[0] != "teacher.name":
+        if p.only_if is not None and p.only_if[0] not in STATIC_CONDITIONS:
             if params.get(p.only_if[0], get(setup.base, p.only_if[0])) != p.only_if[1]:
                 continue
         if _contains(p.distribution, value):

@@ -45,6 +45,7 @@ from framekd.errors import ConfigError, FramekdError
 from framekd.splits import make_split
 from framekd.tune.space import (
     SEARCH_SPACE,
+    STATIC_CONDITIONS,
     Param,
     flatten,
     get,
@@ -268,7 +269,8 @@ class Objective:
         """Draw the trial's settings; the full configuration dict of the trial."""
         cfg = copy.deepcopy(self.setup.base)
         for p in self.setup.space:
-            if p.only_if is not None and get(cfg, p.only_if[0]) != p.only_if[1]:
+            if (p.only_if is not None and p.only_if[0] not in STATIC_CONDITIONS
+                    and get(cfg, p.only_if[0]) != p.only_if[1]):
                 continue
             put(cfg, p.key, suggest(trial, p))
         return cfg
