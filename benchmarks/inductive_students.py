@@ -7,7 +7,9 @@ students' settings (``--set``-style overrides on the run's configuration: dropou
 decay, λ, knowledge mode ...); the students are distilled on the observed graph's knowledge
 and scored on the test nodes' full-graph rows exactly as ``framekd run`` does
 (:func:`framekd.experiment.run_seed_inductive`), so only the students' settings change
-between rows.
+between rows. A transductive run works too (same test nodes, checked; the students distilled
+on the whole graph as :func:`framekd.experiment.run_seed` does; ``tran`` is then the test
+accuracy and ``ind`` / ``prod`` stay empty).
 
 ``--gates`` instead prints, per run, the mean gate values that ``framekd run`` saved for the
 test nodes (``RUN/seed_<i>/gates.safetensors``; FMLP-O's output layer), split into observed
@@ -37,7 +39,7 @@ import yaml
 
 from framekd.config import resolve, validate
 from framekd.data import load_dataset
-from framekd.distill import distill_student, predict_student
+from framekd.distill import as_index, distill_student, predict_student
 from framekd.experiment import compute_knowledge, graph_operator, knowledge_spec
 from framekd.inductive import (
     inductive_split,
@@ -47,6 +49,7 @@ from framekd.inductive import (
 )
 from framekd.io import load_tensors
 from framekd.models import student_from_config
+from framekd.splits import make_split
 
 #: name -> overrides of the run's settings (students only; the teacher is the run's).
 VARIANTS: dict[str, list[str]] = {
@@ -59,6 +62,8 @@ VARIANTS: dict[str, list[str]] = {
     "feature dropout 0": ["student.feature_dropout=0.0"],
     "feature dropout 0.8": ["student.feature_dropout=0.8"],
 }
+
+
 def _done(path: Path) -> set[tuple[str, str, str, int]]:
     if not path.exists():
         return set()
@@ -115,11 +120,54 @@ def append_row(csv_path: Path, row: dict) -> None:
     print(row, flush=True)
 
 
+def transductive_variants(run: Path, base: dict, variants: list[str], students: list[str],
+                          seeds: int, csv_path: Path) -> None:
+    """:func:`run_variants` for a transductive run: the students are distilled on the whole
+    graph's knowledge over all nodes, as :func:`framekd.experiment.run_seed` does, and the
+    row's ``tran`` is the test accuracy (``ind`` and ``prod`` stay empty)."""
+    done = _done(csv_path)
+    data = load_dataset(base["dataset"])
+    knowledge: dict[str, torch.Tensor] = {}
+    for seed in range(seeds):
+        folder = run / f"seed_{seed}"
+        split = make_split(data, base["protocol"], seed)
+        saved = load_tensors(folder / "split.safetensors")["test"]
+        if not torch.equal(as_index(split.test, data.num_nodes).sort().values,
+                           as_index(saved, data.num_nodes).sort().values):
+            raise SystemExit(f"{folder}: the redrawn test nodes differ from the saved ones")
+        logp = load_tensors(folder / "teacher_logp.safetensors")["log_probs"]
+        for variant in variants:
+            todo = [s for s in students if (run.name, variant, s, seed) not in done]
+            if not todo:
+                continue
+            rc = validate(resolve(base["dataset"], config_file=run / "config.yaml",
+                                  overrides=VARIANTS[variant]))
+            mode = knowledge_spec(rc, data).mode
+            if mode not in knowledge:
+                knowledge[mode] = compute_knowledge(
+                    data, rc, cache_dir=None, device=torch.device("cpu"),
+                    operator=graph_operator(rc, data))[0]
+            for name in todo:
+                s = rc.student
+                torch.manual_seed(seed)
+                student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
+                                              knowledge_shape=knowledge[mode].shape)
+                res = distill_student(
+                    student, data, None if name == "glnn" else knowledge[mode], logp, split,
+                    lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
+                    epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=seed)
+                append_row(csv_path, {
+                    "run": run.name, "variant": variant, "student": name, "seed": seed,
+                    "val": f"{100 * res.val_acc:.2f}", "tran": f"{100 * res.test_acc:.2f}",
+                    "ind": "", "prod": ""})
+
+
 def run_variants(run: Path, variants: list[str], students: list[str], seeds: int,
                  csv_path: Path) -> None:
     base = yaml.safe_load((run / "config.yaml").read_text())
     if base.get("setting") != "inductive":
-        raise SystemExit(f"{run}: not an inductive run (setting: {base.get('setting')})")
+        transductive_variants(run, base, variants, students, seeds, csv_path)
+        return
     done = _done(csv_path)
     data = load_dataset(base["dataset"])
     for seed in range(seeds):
@@ -157,7 +205,7 @@ def table(csv_path: Path) -> str:
     lines = ["| run | student | variant | seeds | val | tran | ind | prod |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for (run, student, variant), rs in sorted(groups.items()):
-        cells = [f"{statistics.fmean(float(r[k]) for r in rs):.2f}"
+        cells = [f"{statistics.fmean(float(r[k]) for r in rs):.2f}" if rs[0][k] else ""
                  for k in ("val", "tran", "ind", "prod")]
         lines.append(f"| {run} | {student} | {variant} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
