@@ -12,6 +12,11 @@ place it: a run whose teacher is ``sage`` fills the "GLNN (SAGE)" columns, GLNN'
 published recipe; any other fills the framelet-teacher columns. Per dataset and setting the
 later input replaces an earlier one. Nothing is trained here.
 
+``--students-csv`` adds students distilled afterwards on a run's saved teachers
+(``benchmarks/inductive_students.py``, variant ``base``, e.g. FMLP-C) as further rows of that
+run (matched by the run's folder name, or a copy's file name, and its setting), when the CSV
+holds every seed of the run.
+
 Goals (issue 15, per dataset, mean over the seeds): inductive ``ind`` of the best framelet
 student ≥ GLNN's + 1.0 and ≥ the teacher's − 1.0; transductive best framelet student ≥
 GLNN. The counts say how many of the datasets measured with 10 seeds meet each goal, out
@@ -21,10 +26,12 @@ of 12 (rows with fewer seeds are shown, not counted).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import statistics
 from pathlib import Path
 
-FMLPS = ("fmlp-s", "fmlp-o")
+FMLPS = ("fmlp-s", "fmlp-o", "fmlp-c")
 SAGE = "sage"
 
 
@@ -57,14 +64,54 @@ def _sign(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
-def collect(paths: list[Path]) -> dict[tuple[str, str], dict]:
+def _run_name(path: Path) -> str:
+    if path.is_dir():
+        return path.name
+    return path.parent.name if path.name == "metrics.json" else path.stem
+
+
+def _student_rows(csv_paths: list[Path]) -> dict[tuple[str, str, str], dict[int, dict]]:
+    """``{(run, setting, student): {seed: row}}`` of the CSVs' ``base`` rows; a row with an
+    ``ind`` value is inductive."""
+    out: dict[tuple[str, str, str], dict[int, dict]] = {}
+    for path in csv_paths:
+        with path.open() as f:
+            for r in csv.DictReader(f):
+                if r["variant"] == "base":
+                    setting = "inductive" if r["ind"] else "transductive"
+                    out.setdefault((r["run"], setting, r["student"]), {})[int(r["seed"])] = r
+    return out
+
+
+def _merge_students(m: dict, run: str, rows: dict) -> None:
+    """Add the CSV students of ``run`` to ``m["models"]`` when they cover all its seeds."""
+    setting = m.get("setting", "transductive")
+    seeds = int(_seeds(m))
+    for (name, kind, student), by_seed in rows.items():
+        if name != run or kind != setting or student in m["models"]:
+            continue
+        if set(by_seed) != set(range(seeds)):
+            print(f"{run} ({setting}): {student} has {len(by_seed)} of {seeds} seeds; left out")
+            continue
+        mean = {k: statistics.fmean(float(r[k]) for r in by_seed.values()) / 100.0
+                for k in ("tran", "ind", "prod") if by_seed[0][k]}
+        m["models"][student] = ({"role": "student", "accuracy_mean": mean["tran"]}
+                                if setting == "transductive" else
+                                {"role": "student", "accuracy_mean": mean["prod"],
+                                 "tran_accuracy_mean": mean["tran"],
+                                 "ind_accuracy_mean": mean["ind"]})
+
+
+def collect(paths: list[Path], csv_paths: list[Path] = ()) -> dict[tuple[str, str], dict]:
     """``{(dataset, setting): {"framelet": metrics, "sage": metrics}}``, later inputs win."""
     table: dict[tuple[str, str], dict] = {}
+    rows = _student_rows(list(csv_paths))
     for path in paths:
         if path.is_dir() and not (path / "metrics.json").is_file():
             print(f"skipped {path}: no metrics.json (the run has not finished)")
             continue
         m = _load(path)
+        _merge_students(m, _run_name(path), rows)
         key = (f"{m['dataset']} ({m['protocol']})", m.get("setting", "transductive"))
         kind = "sage" if _teacher(m) == SAGE else "framelet"
         table.setdefault(key, {})[kind] = m
@@ -73,9 +120,9 @@ def collect(paths: list[Path]) -> dict[tuple[str, str], dict]:
 
 def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
     lines = [
-        "| dataset | seeds | teacher | GLNN | FMLP-S | FMLP-O | MLP | best FMLP − GLNN | "
+        "| dataset | seeds | teacher | GLNN | FMLP-S | FMLP-O | FMLP-C | MLP | best FMLP − GLNN | "
         "best FMLP − teacher | SAGE | GLNN (SAGE) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     counts = {"measured": 0, "glnn": 0, "teacher": 0}
     for (name, setting), runs in sorted(table.items()):
@@ -87,7 +134,7 @@ def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
             ind, prod = _score(mm, model, "ind_accuracy"), _score(mm, model, "accuracy")
             return "–" if ind is None else f"{ind:.2f} ({prod:.2f})"
 
-        cells = ["–"] * 8
+        cells = ["–"] * 9
         if m is not None:
             t = _teacher(m)
             ind = {k: _score(m, k, "ind_accuracy") for k in (t, "glnn", *FMLPS)}
@@ -97,7 +144,7 @@ def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
                 counts["measured"] += 1
                 counts["glnn"] += d_glnn >= 1.0
                 counts["teacher"] += d_teacher >= -1.0
-            cells = [_seeds(m), both(m, t), both(m, "glnn"), both(m, "fmlp-s"), both(m, "fmlp-o"),
+            cells = [_seeds(m), both(m, t), both(m, "glnn"), *(both(m, k) for k in FMLPS),
                      both(m, "mlp"), _sign(d_glnn), _sign(d_teacher)]
         sage = [both(s, SAGE), both(s, "glnn")] if s is not None else ["–", "–"]
         lines.append(f"| {name} | " + " | ".join(cells + sage) + " |")
@@ -105,8 +152,9 @@ def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
 
 
 def transductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
-    lines = ["| dataset | seeds | teacher | GLNN | FMLP-S | FMLP-O | MLP | best FMLP − GLNN |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| dataset | seeds | teacher | GLNN | FMLP-S | FMLP-O | FMLP-C | MLP | "
+             "best FMLP − GLNN |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     counts = {"measured": 0, "glnn": 0}
     for (name, setting), runs in sorted(table.items()):
         m = runs.get("framelet")
@@ -128,8 +176,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--students-csv", nargs="*", type=Path, default=[])
     args = ap.parse_args()
-    table = collect(args.inputs)
+    table = collect(args.inputs, args.students_csv)
     ind, ic = inductive_table(table)
     tra, tc = transductive_table(table)
     text = "\n".join([
