@@ -165,7 +165,7 @@ def test_unseen_nodes_and_edges_reach_nothing_in_training(tmp_path):
     a, b = observed_graph(data, isplit.unseen), observed_graph(bad, isplit.unseen)
     assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)
 
-    extra = ("baselines=[gcn,spatial]", "student.names=[mlp,fmlp-s,fmlp-o]")
+    extra = ("baselines=[gcn,spatial]", "student.names=[mlp,fmlp-s,fmlp-o,fmlp-c]")
     for mode in ("features", "sketch"):
         cfg = _cfg(extra=(*extra, f"knowledge.mode={mode}"))
         clear_operator_cache()
@@ -173,7 +173,7 @@ def test_unseen_nodes_and_edges_reach_nothing_in_training(tmp_path):
         clear_operator_cache()  # nothing shared between the two runs but the code
         _run(tmp_path / f"bad-{mode}", cfg, tmp_path / f"cache-bad-{mode}", data=bad)
         clean, poisoned = tmp_path / f"clean-{mode}" / "seed_0", tmp_path / f"bad-{mode}" / "seed_0"
-        for name in ("spectral", "gcn", "spatial", "mlp", "glnn", "fmlp-s", "fmlp-o"):
+        for name in ("spectral", "gcn", "spatial", "mlp", "glnn", "fmlp-s", "fmlp-o", "fmlp-c"):
             wa = load_tensors(clean / f"{name}.safetensors")
             wb = load_tensors(poisoned / f"{name}.safetensors")
             assert wa.keys() == wb.keys() and wa, name
