@@ -9,7 +9,7 @@ and scored on the test nodes' full-graph rows exactly as ``framekd run`` does
 (:func:`framekd.experiment.run_seed_inductive`), so only the students' settings change
 between rows. A transductive run works too (same test nodes, checked; the students distilled
 on the whole graph as :func:`framekd.experiment.run_seed` does; ``tran`` is then the test
-accuracy and ``ind`` / ``prod`` stay empty).
+accuracy and ``ind`` / ``prod`` stay empty; one CSV per setting).
 
 ``--gates`` instead prints, per run, the mean gate values that ``framekd run`` saved for the
 test nodes (``RUN/seed_<i>/gates.safetensors``; FMLP-O's output layer), split into observed
@@ -64,11 +64,16 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def _done(path: Path) -> set[tuple[str, str, str, int]]:
+def _done(path: Path, inductive: bool) -> set[tuple[str, str, str, int]]:
+    """The finished rows of ``path``; one CSV holds one setting (the rows are keyed by the
+    run folder's name, the same in ``runs/inductive`` and ``runs/transductive``)."""
     if not path.exists():
         return set()
     with path.open() as f:
-        return {(r["run"], r["variant"], r["student"], int(r["seed"])) for r in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    if any(bool(r["ind"]) != inductive for r in rows):
+        raise SystemExit(f"{path} holds rows of the other setting; use one CSV per setting")
+    return {(r["run"], r["variant"], r["student"], int(r["seed"])) for r in rows}
 
 
 def seed_inputs(run: Path, data, protocol: str, seed: int):
@@ -120,12 +125,24 @@ def append_row(csv_path: Path, row: dict) -> None:
     print(row, flush=True)
 
 
+def _pending(run: Path, base: dict, variants: list[str], students: list[str], seed: int,
+             done: set) -> list[tuple[str, object, list[str]]]:
+    """``(variant, its run configuration, students still to distil)`` for ``seed``."""
+    out = []
+    for variant in variants:
+        todo = [s for s in students if (run.name, variant, s, seed) not in done]
+        if todo:
+            out.append((variant, validate(resolve(base["dataset"], config_file=run / "config.yaml",
+                                                  overrides=VARIANTS[variant])), todo))
+    return out
+
+
 def transductive_variants(run: Path, base: dict, variants: list[str], students: list[str],
                           seeds: int, csv_path: Path) -> None:
     """:func:`run_variants` for a transductive run: the students are distilled on the whole
     graph's knowledge over all nodes, as :func:`framekd.experiment.run_seed` does, and the
     row's ``tran`` is the test accuracy (``ind`` and ``prod`` stay empty)."""
-    done = _done(csv_path)
+    done = _done(csv_path, inductive=False)
     data = load_dataset(base["dataset"])
     knowledge: dict[str, torch.Tensor] = {}
     for seed in range(seeds):
@@ -136,12 +153,7 @@ def transductive_variants(run: Path, base: dict, variants: list[str], students: 
                            as_index(saved, data.num_nodes).sort().values):
             raise SystemExit(f"{folder}: the redrawn test nodes differ from the saved ones")
         logp = load_tensors(folder / "teacher_logp.safetensors")["log_probs"]
-        for variant in variants:
-            todo = [s for s in students if (run.name, variant, s, seed) not in done]
-            if not todo:
-                continue
-            rc = validate(resolve(base["dataset"], config_file=run / "config.yaml",
-                                  overrides=VARIANTS[variant]))
+        for variant, rc, todo in _pending(run, base, variants, students, seed, done):
             mode = knowledge_spec(rc, data).mode
             if mode not in knowledge:
                 knowledge[mode] = compute_knowledge(
@@ -168,17 +180,12 @@ def run_variants(run: Path, variants: list[str], students: list[str], seeds: int
     if base.get("setting") != "inductive":
         transductive_variants(run, base, variants, students, seeds, csv_path)
         return
-    done = _done(csv_path)
+    done = _done(csv_path, inductive=True)
     data = load_dataset(base["dataset"])
     for seed in range(seeds):
         isplit, logp, observed = seed_inputs(run, data, base["protocol"], seed)
         cache: dict[str, tuple] = {}
-        for variant in variants:
-            todo = [s for s in students if (run.name, variant, s, seed) not in done]
-            if not todo:
-                continue
-            rc = validate(resolve(base["dataset"], config_file=run / "config.yaml",
-                                  overrides=VARIANTS[variant]))
+        for variant, rc, todo in _pending(run, base, variants, students, seed, done):
             mode = knowledge_spec(rc, data).mode
             if mode not in cache:
                 cache[mode] = knowledge_pair(rc, data, observed, isplit)
