@@ -469,7 +469,11 @@ class FMLPC(_Student):
     of heterophilic graphs (Chameleon) the gated FMLPs lean on their feature branch, which
     memorised the teacher on the training nodes, and fall far below the teacher, while an MLP
     on the knowledge alone keeps the teacher's accuracy; on WebKB the features are needed
-    (BENCHMARKS.md §9.3). Feature dropout lets one model use both. It has no gates.
+    (BENCHMARKS.md §9.3). Feature dropout lets one model use both; measured, it closes most
+    of Chameleon's gap and loses on Cornell and Wisconsin (§9.4), so it is not a default
+    student. It has no gates.
+    Features with at most ``sparse_input`` non-zeros enter the first layer as a sparse matrix
+    (:class:`~framekd.models.SparseInput`).
     """
 
     def __init__(
