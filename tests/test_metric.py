@@ -182,6 +182,13 @@ def test_metric_setting_old_runs_and_tables():
     old = {k: v for k, v in resolve("csbm:n=40,c=2,d=4,seed=0").items() if k != "metric"}
     assert run_digest(old) == run_digest({**old, "metric": "accuracy"})
     assert run_digest(old) != run_digest({**old, "metric": "roc_auc"})
+    # student.feature_dropout joined later: at its default it leaves the digest unchanged
+    before = {**old, "student": {k: v for k, v in old["student"].items()
+                                 if k != "feature_dropout"}}
+    assert run_digest(before) == run_digest(old)
+    other = {**old, "student": {**old["student"], "feature_dropout": 0.3}}
+    assert run_digest(other) != run_digest(old)
+    assert old["student"]["feature_dropout"] == 0.5  # the caller's dict is not touched
 
     from framekd.results import SeedResult
 

@@ -40,17 +40,35 @@ class SeedResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+#: Keys that joined the configuration after run folders existed, with their defaults: at
+#: the default they change no result, so they are left out of :func:`run_digest` and
+#: folders written before them still resume.
+LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("setting",), "transductive"),
+    (("metric",), "accuracy"),
+    (("student", "feature_dropout"), 0.5),
+)
+
+
 def run_digest(cfg: RunConfig | dict[str, Any]) -> str:
     """The configuration hash a finished seed is checked against.
 
-    :func:`framekd.config.config_hash` of the configuration, without the ``setting`` and
-    ``metric`` keys when they are the defaults ``transductive`` and ``accuracy``: folders
-    written before the keys existed still resume.
+    :func:`framekd.config.config_hash` of the configuration without the :data:`LATER_KEYS`
+    that hold their defaults.
     """
     raw = dict(cfg.raw if isinstance(cfg, RunConfig) else cfg)
-    for key, default in (("setting", "transductive"), ("metric", "accuracy")):
-        if raw.get(key, default) == default:
-            raw.pop(key, None)
+    for path, default in LATER_KEYS:
+        *parents, key = path
+        node = raw
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                break
+            child = dict(node[name])  # a copy: the caller's configuration stays as it is
+            node[name] = child
+            node = child
+        else:
+            if node.get(key, default) == default:
+                node.pop(key, None)
     return config_hash(raw)
 
 
