@@ -511,8 +511,11 @@ class FMLPC(_Student):
         if self.training and self.feature_dropout > 0:
             keep = F.dropout(h_x.new_ones(h_x.size(0), 1), p=self.feature_dropout)
             h_x = h_x * keep
-        c, k, b, w = knowledge.shape
-        z = knowledge.permute(2, 0, 1, 3).reshape(b, c * k * w)  # [B, C·K·width]
-        h = F.relu(torch.addmm(self.lin1.bias, z, w_z.T) + h_x)
+        # One product per (channel, power) slice, summed: building the concatenated
+        # [B, C·K·width] input copied every knowledge row and doubled the layer's time.
+        h = h_x + self.lin1.bias
+        for j, z in enumerate(knowledge.flatten(0, 1)):
+            h = torch.addmm(h, z, w_z[:, j * self.knowledge_width:(j + 1) * self.knowledge_width].T)
+        h = F.relu(h)
         h = F.dropout(h, p=self.dropout, training=self.training)
         return StudentOutput(self.lin2(h), None)
