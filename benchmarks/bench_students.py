@@ -14,7 +14,12 @@ instead of spending the precompute), side by side in one process, interleaved, s
 * ``batched``: ``model.eval()`` (one batched product over channels; FMLP-S through its
   composed maps, see :mod:`framekd.models.students`);
 * ``compiled`` (``--compile``): ``torch.compile`` of the batched model (the sparse-input
-  check breaks the graph; the rest is compiled).
+  check breaks the graph; the rest is compiled);
+* FMLP-C (eval only: it has no loop);
+* ``floor``: the dense products FMLP-O cannot avoid, timed alone: its ``C·K`` knowledge
+  encoders (``[N, width] @ [width, hidden]``, behind a ReLU, so no composition removes
+  them) as one :func:`torch.baddbmm` per power. FMLP-O's full-graph time is at least the
+  MLP's (the same sparse feature product) plus this.
 
 Prints the median full-graph forward time per model and path, the speed-up over the loop,
 the ratio to the MLP, and the largest logit difference from the loop.
@@ -57,13 +62,13 @@ def main() -> None:
     knowledge = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     x, classes = data.x, int(data.y.max()) + 1
     paths: dict[str, tuple[torch.nn.Module, bool]] = {}
-    for name in ("mlp", "fmlp-s", "fmlp-o"):
+    for name in ("mlp", "fmlp-s", "fmlp-o", "fmlp-c"):
         torch.manual_seed(0)
         model = student_from_config(name, cfg, x.size(1), classes, knowledge_shape=shape)
         model.dropout = 0.0
         kn = None if name == "mlp" else knowledge
-        if name == "mlp":
-            paths["mlp"] = (model.eval(), kn)
+        if name in ("mlp", "fmlp-c"):
+            paths[name] = (model.eval(), kn)
             continue
         loop = student_from_config(name, cfg, x.size(1), classes, knowledge_shape=shape)
         loop.load_state_dict(model.state_dict())
@@ -77,12 +82,14 @@ def main() -> None:
                 compiled(x, kn)
             print(f"{name}: torch.compile + first call {time.perf_counter() - start:.1f} s")
             paths[f"{name} compiled"] = (compiled, kn)
-    times: dict[str, list[float]] = {key: [] for key in paths}
-    for model, kn in paths.values():  # first call: sparse copy of x, not timed
-        _time(lambda m=model, kn=kn: m(x, kn))
+    calls = {key: (lambda m=model, kn=kn: m(x, kn)) for key, (model, kn) in paths.items()}
+    calls["floor"] = _encoder_products(knowledge, cfg.student.hidden)
+    times: dict[str, list[float]] = {key: [] for key in calls}
+    for call in calls.values():  # first call: sparse copy of x, not timed
+        _time(call)
     for _ in range(args.repeats):
-        for key, (model, kn) in paths.items():
-            times[key].append(_time(lambda m=model, kn=kn: m(x, kn)))
+        for key, call in calls.items():
+            times[key].append(_time(call))
     med = {key: 1000 * statistics.median(v) for key, v in times.items()}
     print(f"\n**{args.dataset}**: N = {data.num_nodes}, d = {x.size(1)}, knowledge "
           f"{list(shape)} ({spec.mode}), median of {args.repeats} full-graph calls\n")
@@ -99,6 +106,25 @@ def main() -> None:
                 diff = f"{float((model(x, kn).logits - ref).abs().max()):.1e}"
             print(f"| {name} | {path or 'eval'} | {med[key]:.1f} | {speed} | "
                   f"{med[key] / med['mlp']:.2f} | {diff} |")
+    floor = med["mlp"] + med["floor"]
+    gflop = 2 * knowledge[:, :, :, 0].numel() * shape[3] * cfg.student.hidden / 1e9
+    print(f"\nFMLP-O's encoder products alone: {med['floor']:.1f} ms ({gflop:.2f} GFLOP, "
+          f"{gflop / med['floor'] * 1000:.1f} GFLOP/s); with the MLP's feature product: "
+          f"{floor:.1f} ms = {floor / med['mlp']:.2f}x the MLP: about the least FMLP-O can take.")
+
+
+def _encoder_products(knowledge: torch.Tensor, hidden: int):
+    """A call of FMLP-O's knowledge encoders alone: per power one ``baddbmm`` over the
+    channels (random weights of the trained shapes)."""
+    gen = torch.Generator().manual_seed(1)
+    c, _, _, width = knowledge.shape
+    weight, bias = torch.randn(c, width, hidden, generator=gen), torch.randn(c, 1, hidden)
+
+    def call() -> None:
+        for k in range(knowledge.size(1)):
+            torch.baddbmm(bias, knowledge[:, k], weight)
+
+    return call
 
 
 if __name__ == "__main__":
