@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -260,3 +262,37 @@ def test_cora_run_validates_its_graph_once(tmp_path, monkeypatch):
             "--quiet", "--set", "teacher.epochs=2", "--set", "student.epochs=2"]
     assert main(args) == 0
     assert len(seen) == 1, f"check_edge_index ran {len(seen)} times on one graph"
+
+
+def _claim_many(root, count, barrier, results):
+    barrier.wait()  # every process starts claiming at the same moment
+    results.put([claim_seed(Path(root) / f"seed_{i}") is not None for i in range(count)])
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_simultaneous_claims_have_one_winner(tmp_path, stale):
+    """Processes that claim the same seeds at the same moment never both win one: a claim
+    is never visible half-written (a half-written claim was once read as stale and taken
+    over, and two processes ran the same seed), and of the processes that find a stale
+    claim at once only one takes it over."""
+    import socket
+
+    procs, count = 4, 300
+    if stale:  # left by a process that died: no process id is above 2**22
+        for i in range(count):
+            (tmp_path / f"seed_{i}").mkdir()
+            (tmp_path / f"seed_{i}" / CLAIM_FILE).write_text(
+                f"{socket.gethostname()} {2**22 + 1}\n")
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    barrier, results = ctx.Barrier(procs), ctx.Queue()
+    workers = [ctx.Process(target=_claim_many, args=(str(tmp_path), count, barrier, results))
+               for _ in range(procs)]
+    for w in workers:
+        w.start()
+    won = [results.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join()
+    assert [sum(w[i] for w in won) for i in range(count)] == [1] * count
+    assert not list(tmp_path.glob("seed_*/.CLAIM.*"))  # the claimers' own files are gone
+    assert not list(tmp_path.glob("seed_*/CLAIM.takeover"))

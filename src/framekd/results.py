@@ -237,26 +237,64 @@ def _load_seed(seed_dir: Path, cfg: dict[str, Any], seed: int | None = None) -> 
 def claim_seed(seed_dir: str | Path) -> Path | None:
     """Claim a seed for this process: the path of the claim file, or ``None`` when taken.
 
-    The claim is ``seed_dir/CLAIM`` (host and process id), created atomically, so several
-    ``framekd run`` processes on one ``--out`` split the seeds between them. A claim whose
-    process is gone (same host, no such process id) is stale and taken over; the caller
-    deletes the file when the seed is finished or has failed.
+    The claim is ``seed_dir/CLAIM`` (host and process id), so several ``framekd run``
+    processes on one ``--out`` split the seeds between them. It is written whole to a file
+    of this process's own and then hard-linked to ``CLAIM``, which fails if ``CLAIM``
+    exists: no process ever reads a half-written claim (one created empty and filled after
+    could be read as stale and taken over, and two processes then ran the same seed). A
+    claim whose process is gone (same host, no such process id) is stale and is taken over
+    under a second claim, ``CLAIM.takeover``, so that of two processes that find it stale
+    at once only one replaces it. The caller deletes the file when the seed is finished or
+    has failed.
     """
     seed_dir = Path(seed_dir)
     seed_dir.mkdir(parents=True, exist_ok=True)
     path = seed_dir / CLAIM_FILE
-    for _ in range(2):
+    mine = seed_dir / f".{CLAIM_FILE}.{socket.gethostname()}.{os.getpid()}"
+    mine.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    try:
+        for _ in range(2):
+            if _link(mine, path):
+                return path
+            if _claim_alive(path):
+                return None
+            if _take_over(mine, path):
+                return path
+        return None
+    finally:
+        mine.unlink(missing_ok=True)
+
+
+def _link(mine: Path, path: Path) -> bool:
+    """Create ``path`` with ``mine``'s content unless it exists; whether it was created."""
+    try:
+        os.link(mine, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: create, then fill (a short window)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            if _claim_alive(path):
-                return None
-            path.unlink(missing_ok=True)
-            continue
+            return False
         with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}\n")
-        return path
-    return None
+            f.write(mine.read_text())
+    return True
+
+
+def _take_over(mine: Path, path: Path) -> bool:
+    """Replace the stale claim ``path`` by ``mine`` while holding ``path.takeover``."""
+    lock = path.with_name(f"{path.name}.takeover")
+    if not _link(mine, lock):
+        if not _claim_alive(lock):  # its process died while taking over
+            lock.unlink(missing_ok=True)
+        return False
+    try:
+        if _claim_alive(path):  # read again under the lock: another process took it over
+            return False
+        path.unlink(missing_ok=True)
+        return _link(mine, path)  # fails if a process claimed the free seed meanwhile
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _claim_alive(path: Path) -> bool:
