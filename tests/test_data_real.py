@@ -63,3 +63,34 @@ def test_cli_json_with_shared_data(data_root, capsys):
     assert cora["homophily"] == pytest.approx(0.81, abs=0.005)
     assert rows["syn-cora-h0.90-r2"]["homophily"] == pytest.approx(0.9, abs=0.001)
     assert all(r["available"] and r["source"] == "measured" for r in rows.values())
+
+
+def _load_in_child(root, cache, barrier, results):
+    import os
+
+    os.environ["FRAMEKD_CACHE"] = cache
+    barrier.wait()  # every process loads at the same moment, into a fresh cache
+    try:
+        results.put(load_dataset("cora", root=root).num_nodes)
+    except Exception as err:  # noqa: BLE001 - reported to the test, which fails on it
+        results.put(f"{type(err).__name__}: {err}")
+
+
+def test_processes_loading_a_fresh_copy_at_once_all_succeed(data_root, tmp_path):
+    """The first load processes the copy (PyG writes processed/*.pt); processes that load
+    the same copy meanwhile once read half-written files (EOFError, zip errors)."""
+    import multiprocessing
+
+    procs = 4
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    barrier, results = ctx.Barrier(procs), ctx.Queue()
+    workers = [ctx.Process(target=_load_in_child,
+                           args=(str(data_root), str(tmp_path / "cache"), barrier, results))
+               for _ in range(procs)]
+    for w in workers:
+        w.start()
+    got = [results.get(timeout=300) for _ in workers]
+    for w in workers:
+        w.join()
+    assert got == [2708] * procs

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
 from torch_geometric.data import Data
 
 from framekd.data.registry import DATASETS, SYN_CORA_LEVELS, DatasetInfo
@@ -194,11 +195,16 @@ def _load_pyg(info: DatasetInfo, root: PathLike | None) -> Data:
 
     cls_name, kwargs = info.pyg
     cls = _offline_class(getattr(pyg_datasets, cls_name), info, base)
-    data = _quiet(cls, str(pyg_root), **kwargs)[0]
+    # PyG processes a first load in place and writes processed/*.pt as it goes; another
+    # process loading the same copy meanwhile would read half-written files, so loads of
+    # one working copy take turns.
+    with FileLock(f"{pyg_root}.lock"):
+        data = _quiet(cls, str(pyg_root), **kwargs)[0]
+        geom = (_quiet(cls, str(pyg_root), split="geom-gcn", **kwargs)[0]
+                if cls_name == "Planetoid" and with_geom else None)
     if cls_name == "Planetoid":
         data = _attach_masks(data, "public")
-        if with_geom:
-            geom = _quiet(cls, str(pyg_root), split="geom-gcn", **kwargs)[0]
+        if geom is not None:
             for part in ("train", "val", "test"):
                 data[f"geom_{part}_mask"] = geom[f"{part}_mask"].bool()
     elif "train_mask" in data and data.train_mask.dim() == 2:
