@@ -514,8 +514,10 @@ class FMLPC(_Student):
         # One product per (channel, power) slice, summed: building the concatenated
         # [B, C·K·width] input copied every knowledge row and doubled the layer's time.
         h = h_x + self.lin1.bias
-        for j, z in enumerate(knowledge.flatten(0, 1)):
-            h = torch.addmm(h, z, w_z[:, j * self.knowledge_width:(j + 1) * self.knowledge_width].T)
+        slices = zip(knowledge.flatten(0, 1), w_z.split(self.knowledge_width, dim=1),
+                     strict=True)
+        for z, w in slices:
+            h = torch.addmm(h, z, w.T)
         h = F.relu(h)
         h = F.dropout(h, p=self.dropout, training=self.training)
         return StudentOutput(self.lin2(h), None)
