@@ -9,7 +9,8 @@ Import them as ``from helpers import ...`` (``conftest.py`` puts ``tests/`` on `
   :func:`haar_framelet_operators`; and :func:`dense_operators`, the dense matrices of a
   framekd transform;
 * inputs: :func:`bag_of_words`, :func:`random_knowledge`, :func:`write_graph_dir`;
-* :func:`spy`, which records the calls of a monkeypatched function.
+* :func:`spy`, which records the calls of a monkeypatched function;
+* :func:`run_together`, which runs a function in several processes released at one moment.
 
 The oracles are NumPy float64; wrap them with ``torch.from_numpy`` where a test needs tensors.
 """
@@ -192,3 +193,30 @@ def spy(monkeypatch: Any, owner: Any, name: str) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(owner, name, wrapper)
     return calls
+
+
+def _released(target: Any, barrier: Any, results: Any, args: tuple) -> None:
+    barrier.wait()
+    try:
+        results.put(target(*args))
+    except Exception as err:  # noqa: BLE001 - handed to the test, which fails on it
+        results.put(f"{type(err).__name__}: {err}")
+
+
+def run_together(target: Any, args: tuple, procs: int, timeout: float = 300) -> list[Any]:
+    """``target(*args)`` in ``procs`` processes that a barrier releases at the same moment
+    (races need them to overlap); their return values, or ``"Error: message"`` strings.
+    ``target`` must be a module-level function (it is pickled where ``fork`` is missing)."""
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    barrier, results = ctx.Barrier(procs), ctx.Queue()
+    workers = [ctx.Process(target=_released, args=(target, barrier, results, args))
+               for _ in range(procs)]
+    for w in workers:
+        w.start()
+    got = [results.get(timeout=timeout) for _ in workers]
+    for w in workers:
+        w.join()
+    return got

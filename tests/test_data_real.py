@@ -11,6 +11,7 @@ from torch_geometric.utils import homophily, is_undirected
 from framekd.cli import main
 from framekd.data import REAL_DATASETS, dataset_stats, is_available, load_dataset
 from framekd.splits import make_split
+from helpers import run_together
 
 pytestmark = pytest.mark.data
 
@@ -65,32 +66,15 @@ def test_cli_json_with_shared_data(data_root, capsys):
     assert all(r["available"] and r["source"] == "measured" for r in rows.values())
 
 
-def _load_in_child(root, cache, barrier, results):
+def _load_cora(root, cache):
     import os
 
     os.environ["FRAMEKD_CACHE"] = cache
-    barrier.wait()  # every process loads at the same moment, into a fresh cache
-    try:
-        results.put(load_dataset("cora", root=root).num_nodes)
-    except Exception as err:  # noqa: BLE001 - reported to the test, which fails on it
-        results.put(f"{type(err).__name__}: {err}")
+    return load_dataset("cora", root=root).num_nodes
 
 
 def test_processes_loading_a_fresh_copy_at_once_all_succeed(data_root, tmp_path):
     """The first load processes the copy (PyG writes processed/*.pt); processes that load
     the same copy meanwhile once read half-written files (EOFError, zip errors)."""
-    import multiprocessing
-
-    procs = 4
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                      else "spawn")
-    barrier, results = ctx.Barrier(procs), ctx.Queue()
-    workers = [ctx.Process(target=_load_in_child,
-                           args=(str(data_root), str(tmp_path / "cache"), barrier, results))
-               for _ in range(procs)]
-    for w in workers:
-        w.start()
-    got = [results.get(timeout=300) for _ in workers]
-    for w in workers:
-        w.join()
-    assert got == [2708] * procs
+    got = run_together(_load_cora, (str(data_root), str(tmp_path / "cache")), procs=4)
+    assert got == [2708] * 4

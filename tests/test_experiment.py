@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +14,7 @@ from framekd import CheckpointError, ConfigError
 from framekd.cli import main
 from framekd.config import resolve
 from framekd.experiment import CLAIM_FILE, claim_seed, load_trained, run_experiment
-from helpers import spy
+from helpers import run_together, spy
 
 TINY = "csbm:n=150,c=3,d=6,h=0.8,signal=2.0,f=8,seed=0"
 FAST = [
@@ -264,9 +263,8 @@ def test_cora_run_validates_its_graph_once(tmp_path, monkeypatch):
     assert len(seen) == 1, f"check_edge_index ran {len(seen)} times on one graph"
 
 
-def _claim_many(root, count, barrier, results):
-    barrier.wait()  # every process starts claiming at the same moment
-    results.put([claim_seed(Path(root) / f"seed_{i}") is not None for i in range(count)])
+def _claim_many(root, count):
+    return [claim_seed(Path(root) / f"seed_{i}") is not None for i in range(count)]
 
 
 @pytest.mark.parametrize("stale", [False, True])
@@ -277,22 +275,13 @@ def test_simultaneous_claims_have_one_winner(tmp_path, stale):
     claim at once only one takes it over."""
     import socket
 
-    procs, count = 4, 300
+    count = 300
     if stale:  # left by a process that died: no process id is above 2**22
         for i in range(count):
             (tmp_path / f"seed_{i}").mkdir()
             (tmp_path / f"seed_{i}" / CLAIM_FILE).write_text(
                 f"{socket.gethostname()} {2**22 + 1}\n")
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                      else "spawn")
-    barrier, results = ctx.Barrier(procs), ctx.Queue()
-    workers = [ctx.Process(target=_claim_many, args=(str(tmp_path), count, barrier, results))
-               for _ in range(procs)]
-    for w in workers:
-        w.start()
-    won = [results.get(timeout=120) for _ in workers]
-    for w in workers:
-        w.join()
+    won = run_together(_claim_many, (str(tmp_path), count), procs=4)
     assert [sum(w[i] for w in won) for i in range(count)] == [1] * count
     assert not list(tmp_path.glob("seed_*/.CLAIM.*"))  # the claimers' own files are gone
     assert not list(tmp_path.glob("seed_*/CLAIM.takeover"))
