@@ -107,7 +107,7 @@ def main() -> None:
             print(f"| {name} | {path or 'eval'} | {med[key]:.1f} | {speed} | "
                   f"{med[key] / med['mlp']:.2f} | {diff} |")
     floor = med["mlp"] + med["floor"]
-    gflop = 2 * knowledge[:, :, :, 0].numel() * shape[3] * cfg.student.hidden / 1e9
+    gflop = 2 * knowledge.numel() * cfg.student.hidden / 1e9  # C·K products [N, w] @ [w, h]
     print(f"\nFMLP-O's encoder products alone: {med['floor']:.1f} ms ({gflop:.2f} GFLOP, "
           f"{gflop / med['floor'] * 1000:.1f} GFLOP/s); with the MLP's feature product: "
           f"{floor:.1f} ms = {floor / med['mlp']:.2f}x the MLP: about the least FMLP-O can take.")

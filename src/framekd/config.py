@@ -320,12 +320,8 @@ class RunConfig:
 
     @property
     def digest(self) -> str:
-        """:func:`config_hash` of the configuration (without ``metric`` when it is the
-        default ``accuracy``, so digests of configurations older than the key stay equal)."""
-        raw = dict(self.raw)
-        if raw.get("metric", "accuracy") == "accuracy":
-            raw.pop("metric", None)
-        return config_hash(raw)
+        """:func:`run_config_digest` of the configuration: the hash its seeds record."""
+        return run_config_digest(self.raw)
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> RunConfig:
@@ -405,6 +401,35 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
     """Raise :class:`ConfigError` for any invalid value, naming the key; return the typed
     :class:`RunConfig`."""
     return RunConfig.from_dict(cfg)
+
+
+#: Keys that joined the configuration after run folders existed, with their defaults: at
+#: the default they change no result, so :func:`run_config_digest` leaves them out and
+#: folders written before them still resume.
+LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("setting",), "transductive"),
+    (("metric",), "accuracy"),
+    (("student", "feature_dropout"), 0.5),
+)
+
+
+def run_config_digest(cfg: Mapping[str, Any]) -> str:
+    """:func:`config_hash` of a run's configuration without the :data:`LATER_KEYS` that
+    hold their defaults (``cfg`` is not modified)."""
+    raw = dict(cfg)
+    for path, default in LATER_KEYS:
+        *parents, key = path
+        node = raw
+        for name in parents:
+            if not isinstance(node.get(name), Mapping):
+                break
+            child = dict(node[name])
+            node[name] = child
+            node = child
+        else:
+            if node.get(key, default) == default:
+                node.pop(key, None)
+    return config_hash(raw)
 
 
 def config_hash(cfg: Mapping[str, Any], *, ignore: Iterable[str] = ("seeds",)) -> str:

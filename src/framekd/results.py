@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framekd.config import RunConfig, config_hash
+from framekd.config import RunConfig, run_config_digest
 from framekd.errors import CheckpointError, ConfigError
 from framekd.io import file_sha256, read_json
 from framekd.models.registry import ROW_ORDER
@@ -40,36 +40,10 @@ class SeedResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-#: Keys that joined the configuration after run folders existed, with their defaults: at
-#: the default they change no result, so they are left out of :func:`run_digest` and
-#: folders written before them still resume.
-LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
-    (("setting",), "transductive"),
-    (("metric",), "accuracy"),
-    (("student", "feature_dropout"), 0.5),
-)
-
-
 def run_digest(cfg: RunConfig | dict[str, Any]) -> str:
-    """The configuration hash a finished seed is checked against.
-
-    :func:`framekd.config.config_hash` of the configuration without the :data:`LATER_KEYS`
-    that hold their defaults.
-    """
-    raw = dict(cfg.raw if isinstance(cfg, RunConfig) else cfg)
-    for path, default in LATER_KEYS:
-        *parents, key = path
-        node = raw
-        for name in parents:
-            if not isinstance(node.get(name), dict):
-                break
-            child = dict(node[name])  # a copy: the caller's configuration stays as it is
-            node[name] = child
-            node = child
-        else:
-            if node.get(key, default) == default:
-                node.pop(key, None)
-    return config_hash(raw)
+    """The configuration hash a finished seed is checked against:
+    :func:`framekd.config.run_config_digest` (keys added later leave it at their defaults)."""
+    return run_config_digest(cfg.raw if isinstance(cfg, RunConfig) else cfg)
 
 
 #: The file of a finished seed; written last, atomically, so it marks the seed as done.
