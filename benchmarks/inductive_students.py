@@ -18,7 +18,9 @@ than on that channel's knowledge.
 
 Resumable: one CSV row per (run, variant, student, seed) is appended as soon as it is
 finished, and finished rows are skipped on a re-run. ``--table`` prints mean ``ind`` / ``tran``
-/ validation accuracy per variant from the CSV.
+/ validation accuracy per variant from the CSV; ``--compare VARIANT --runs ...`` sets a variant
+against the runs' own students on the same seeds (the run's ``metrics.json``, or the CSV's
+``base`` rows for students the run did not train).
 
 Usage (data from $FRAMEKD_DATA)::
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 from pathlib import Path
 
@@ -61,7 +64,11 @@ VARIANTS: dict[str, list[str]] = {
     "T 2": ["student.temperature=2.0"],
     "feature dropout 0": ["student.feature_dropout=0.0"],
     "feature dropout 0.8": ["student.feature_dropout=0.8"],
+    # the run's settings, but the validation nodes are left out of distillation, so early
+    # stopping reads nodes the student never fitted (inductive runs only)
+    "heldout val": [],
 }
+HELDOUT = {"heldout val"}
 
 
 def _done(path: Path, inductive: bool) -> set[tuple[str, str, str, int]]:
@@ -102,14 +109,18 @@ def knowledge_pair(rc, data, observed, isplit) -> tuple[torch.Tensor, torch.Tens
 
 
 def distil_and_score(student, rc, data, observed, knowledge, test_knowledge, logp, isplit,
-                     seed: int) -> tuple[float, dict[str, float]]:
-    """Distil ``student`` on the observed nodes (the run's student settings) and score it on
-    the test nodes: ``(validation accuracy, {"tran", "ind", "prod"})``."""
+                     seed: int, heldout: bool = False) -> tuple[float, dict[str, float]]:
+    """Distil ``student`` on the observed nodes (the run's student settings; ``heldout``:
+    but the validation nodes) and score it on the test nodes: ``(validation accuracy,
+    {"tran", "ind", "prod"})``."""
     s = rc.student
+    nodes = isplit.observed
+    if heldout:
+        nodes = nodes[~torch.isin(nodes, isplit.split.val)]
     res = distill_student(student, observed, knowledge, logp, isplit.training_split(),
                           lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                           epochs=s.epochs, patience=s.patience, batch_size=s.batch_size,
-                          distill_nodes=isplit.observed, seed=seed)
+                          distill_nodes=nodes, seed=seed)
     out = predict_student(student, data.x[isplit.test_nodes], test_knowledge,
                           batch_size=s.batch_size)
     return res.val_acc, production_scores(out.logits, data.y, isplit)
@@ -178,6 +189,8 @@ def run_variants(run: Path, variants: list[str], students: list[str], seeds: int
                  csv_path: Path) -> None:
     base = yaml.safe_load((run / "config.yaml").read_text())
     if base.get("setting") != "inductive":
+        if HELDOUT.intersection(variants):
+            raise SystemExit(f"{run}: {sorted(HELDOUT)} needs an inductive run")
         transductive_variants(run, base, variants, students, seeds, csv_path)
         return
     done = _done(csv_path, inductive=True)
@@ -197,7 +210,7 @@ def run_variants(run: Path, variants: list[str], students: list[str], seeds: int
                 glnn = name == "glnn"
                 val, sc = distil_and_score(student, rc, data, observed,
                                            None if glnn else k_obs, None if glnn else k_test,
-                                           logp, isplit, seed)
+                                           logp, isplit, seed, heldout=variant in HELDOUT)
                 append_row(csv_path, {
                     "run": run.name, "variant": variant, "student": name, "seed": seed,
                     "val": f"{100 * val:.2f}", "tran": f"{100 * sc['tran']:.2f}",
@@ -215,6 +228,45 @@ def table(csv_path: Path) -> str:
         cells = [f"{statistics.fmean(float(r[k]) for r in rs):.2f}" if rs[0][k] else ""
                  for k in ("val", "tran", "ind", "prod")]
         lines.append(f"| {run} | {student} | {variant} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _run_score(run: Path, student: str, seed: int, key: str) -> float | None:
+    """The run's own ``key`` score (%) of ``student`` at ``seed``, if the run trained it."""
+    row = json.loads((run / f"seed_{seed}" / "metrics.json").read_text())["models"].get(student)
+    if row is None:
+        return None
+    return 100.0 * row["ind_accuracy" if key == "ind" else "tran_accuracy" if key == "tran"
+                       else "accuracy"]
+
+
+def compare(csv_path: Path, variant: str, runs: list[Path]) -> str:
+    """Per run and student, ``variant``'s mean score against the run's own settings on the
+    same seeds: the run's own model where it trained it, else the CSV's ``base`` row. The
+    score is ``ind`` for inductive runs, the test accuracy for transductive ones."""
+    rows = list(csv.DictReader(csv_path.open()))
+    by_run = {run.name: run for run in runs}
+    base = {(r["run"], r["student"], int(r["seed"])): r for r in rows if r["variant"] == "base"}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r["variant"] == variant and r["run"] in by_run:
+            groups.setdefault((r["run"], r["student"]), []).append(r)
+    lines = [f"| run | student | seeds | run's settings | {variant} | difference |",
+             "|---|---|---:|---:|---:|---:|"]
+    for (run, student), rs in sorted(groups.items()):
+        key = "ind" if rs[0]["ind"] else "tran"
+        pairs = []
+        for r in rs:
+            own = _run_score(by_run[run], student, int(r["seed"]), key if key == "ind" else "acc")
+            if own is None:
+                b = base.get((run, student, int(r["seed"])))
+                own = None if b is None else float(b[key])
+            if own is not None:
+                pairs.append((own, float(r[key])))
+        if pairs:
+            a, b = (statistics.fmean(p[i] for p in pairs) for i in (0, 1))
+            lines.append(f"| {run} | {student} | {len(pairs)} | {a:.2f} | {b:.2f} | "
+                         f"{b - a:+.2f} |")
     return "\n".join(lines)
 
 
@@ -249,7 +301,12 @@ def main() -> None:
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--gates", action="store_true")
+    parser.add_argument("--compare", metavar="VARIANT",
+                        help="print VARIANT against the runs' own settings (same seeds)")
     args = parser.parse_args()
+    if args.compare:
+        print(compare(args.csv, args.compare, args.runs))
+        return
     if args.gates:
         print(gate_table(args.runs, args.seeds))
         return
