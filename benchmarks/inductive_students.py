@@ -231,13 +231,11 @@ def table(csv_path: Path) -> str:
     return "\n".join(lines)
 
 
-def _run_score(run: Path, student: str, seed: int, key: str) -> float | None:
-    """The run's own ``key`` score (%) of ``student`` at ``seed``, if the run trained it."""
+def _run_score(run: Path, student: str, seed: int, inductive: bool) -> float | None:
+    """The run's own score (%) of ``student`` at ``seed`` (``ind`` for an inductive run, the
+    test accuracy for a transductive one), if the run trained it."""
     row = json.loads((run / f"seed_{seed}" / "metrics.json").read_text())["models"].get(student)
-    if row is None:
-        return None
-    return 100.0 * row["ind_accuracy" if key == "ind" else "tran_accuracy" if key == "tran"
-                       else "accuracy"]
+    return None if row is None else 100.0 * row["ind_accuracy" if inductive else "accuracy"]
 
 
 def compare(csv_path: Path, variant: str, runs: list[Path]) -> str:
@@ -257,7 +255,7 @@ def compare(csv_path: Path, variant: str, runs: list[Path]) -> str:
         key = "ind" if rs[0]["ind"] else "tran"
         pairs = []
         for r in rs:
-            own = _run_score(by_run[run], student, int(r["seed"]), key if key == "ind" else "acc")
+            own = _run_score(by_run[run], student, int(r["seed"]), key == "ind")
             if own is None:
                 b = base.get((run, student, int(r["seed"])))
                 own = None if b is None else float(b[key])
@@ -305,6 +303,8 @@ def main() -> None:
                         help="print VARIANT against the runs' own settings (same seeds)")
     args = parser.parse_args()
     if args.compare:
+        if args.csv is None:
+            raise SystemExit("--compare needs --csv")
         print(compare(args.csv, args.compare, args.runs))
         return
     if args.gates:
