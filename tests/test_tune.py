@@ -248,3 +248,62 @@ def test_inductive_tuning_never_sees_the_unseen_nodes():
     # The training graph differs from the transductive one: the objective does too.
     trans = tune(SPEC, data=clean, trials=2, **{**kw, "overrides": []})
     assert [t.value for t in trans.trials] != [v for _, v, _ in before]
+
+
+def test_a_killed_processs_trial_is_failed_when_the_study_is_opened_again(tmp_path,
+                                                                          monkeypatch):
+    """A trial whose process died stays RUNNING in the storage unless someone fails it: the
+    next process to open the study does, once the trial's heartbeat is older than the grace
+    period (shortened here), and says why."""
+    import time
+
+    import framekd.tune.study as tune_study
+    from framekd.tune import make_setup
+    from framekd.tune.study import STOPPED, counts, trial_line
+
+    monkeypatch.setattr(tune_study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(tune_study, "GRACE_SECONDS", 1)
+    setup = make_setup(SPEC, teacher="gcn", folds=1, epochs=3)
+    dead = open_study(setup, tmp_path / "s")
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: meant for optimize()
+        trial = dead.ask()  # started by a process that then died: one heartbeat, no result
+    dead._storage.record_heartbeat(trial._trial_id)
+    assert counts(dead)["running"] == 1
+    time.sleep(2.5)
+
+    again = open_study(setup, tmp_path / "s")
+    assert counts(again) == {"complete": 0, "pruned": 0, "failed": 1, "running": 0}
+    assert trial_line(again.trials[0]).startswith(f"trial 0: failed: {STOPPED}")
+    # A live trial keeps beating and is left alone.
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        live = again.ask()
+    again._storage.record_heartbeat(live._trial_id)
+    assert counts(open_study(setup, tmp_path / "s"))["running"] == 1
+
+
+def test_sigterm_stops_the_study_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a batch system's time limit) during a trial: that trial is recorded as
+    failed, the finished ones are kept, the best preset is written, exit status 143."""
+    import os
+    import signal
+
+    evaluate = tune_trials.Objective._evaluate
+    calls = []
+
+    def evaluate_then_terminate(self, trial, cfg):
+        calls.append(trial.number)
+        if len(calls) == 2:  # the second trial: terminated while it trains
+            os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(self, trial, cfg)
+
+    monkeypatch.setattr(tune_trials.Objective, "_evaluate", evaluate_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    study = tmp_path / "term"
+    argv = ["tune", "--dataset", SPEC, "--teacher", "gcn", "--trials", "5",
+            "--study", str(study), *FAST]
+    assert main(argv) == 143
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+    assert _trial_states(study / "study.db") == ["COMPLETE", "FAIL"]
+    err = capsys.readouterr().err
+    assert "terminated; the finished trials are kept" in err and "Traceback" not in err
+    assert (study / "best.yaml").is_file()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 EPILOG = """\
@@ -23,8 +27,10 @@ command continues the study (--trials more trials); several processes may share 
 (give each its own --seed).
 
 exit status: 0 done; 1 no trial of the study has completed (no preset written); 2 bad
-option; 130 interrupted (Ctrl-C): finished trials are kept, the best so far is printed and
-its preset written.
+option; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, e.g. a batch system's time
+limit): finished trials are kept, the trial in progress is recorded as failed, the best so
+far is printed and its preset written. A trial whose process was killed outright is failed
+by the next process that opens the study (after 10 minutes without its heartbeat).
 """
 
 
@@ -160,19 +166,42 @@ def handle(args: argparse.Namespace) -> int:
     if defaults:
         log(f"the first {defaults} trial(s) run the configuration's own settings")
 
-    interrupted = False
+    stopped = None
     try:
-        run(study, objective, trials=args.trials, timeout=args.timeout,
-            callbacks=[printer(log)])
+        with _sigterm_as_interrupt():
+            run(study, objective, trials=args.trials, timeout=args.timeout,
+                callbacks=[printer(log)])
+    except _Terminated:
+        stopped = 143
+        print("framekd tune: terminated; the finished trials are kept", file=sys.stderr)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = 130
         print("framekd tune: interrupted; the finished trials are kept", file=sys.stderr)
 
     print(best_text(study, setup))
     if best_trial(study) is None:
         print("framekd tune: no trial has completed; no preset written", file=sys.stderr)
-        return 130 if interrupted else 1
+        return stopped or 1
     write_text(out, preset_text(study, setup, command=command_line(args), where=where))
     print(f"preset written to {out} (use: framekd run --dataset {args.dataset} "
           f"--config {out})")
-    return 130 if interrupted else 0
+    return stopped or 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that the study stops the same way."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -8,6 +8,12 @@ number of trials the study already holds (a fresh study with the same seed repea
 trials; a resumed one does not redraw its first ones); the pruner is the median pruner on
 the running mean after each fold. A new study first runs the configuration's own settings
 (:func:`enqueue_defaults`), so its best trial is never below them on validation.
+
+A trial whose process dies (killed, out of memory, machine lost) would stay ``RUNNING`` in the
+storage for ever. Every trial of a storage-backed study therefore records a heartbeat every
+:data:`HEARTBEAT_SECONDS`; a trial without one for :data:`GRACE_SECONDS` is failed by the next
+process that opens the study or starts a trial in it (Optuna's ``fail_stale_trials``), and
+reported as stopped (:func:`trial_line`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import copy
 import datetime as _dt
 import re
 import subprocess
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,13 @@ STUDY_FILE = "study.db"
 PRESET_FILE = "best.yaml"
 #: Seconds a process waits for another one's SQLite write lock.
 SQLITE_TIMEOUT = 60
+#: Seconds between the heartbeats a running trial writes to the storage.
+HEARTBEAT_SECONDS = 60
+#: Seconds without a heartbeat after which a running trial counts as stopped (its process
+#: died). Generous, so that a busy machine never fails a live trial.
+GRACE_SECONDS = 600
+#: ``fail_reason`` of such a trial.
+STOPPED = "its process stopped before the trial finished (killed, out of memory, or lost)"
 
 
 def is_url(study: str | Path) -> bool:
@@ -56,7 +70,11 @@ def _storage(study: str | Path | None) -> Any:
             raise ConfigError(f"cannot create study folder {study}: {err.strerror}") from err
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 3-5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+                                              heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=GRACE_SECONDS)
     except Exception as err:  # bad URL, missing driver, unreachable server, locked file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot open study storage {url}: {first}") from err
@@ -92,6 +110,10 @@ def open_study(
         raise ConfigError(f"study {name!r} exists and is not maximised; use another "
                           "--study-name")
     _check_identity(first, setup, name)
+    if isinstance(storage, optuna.storages.RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(first)
     known = len(first.get_trials(deepcopy=False))
     sampler = optuna.samplers.TPESampler(seed=seed + known, constant_liar=True)
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
@@ -204,7 +226,9 @@ def trial_line(trial: FrozenTrial, best: FrozenTrial | None = None) -> str:
             where = f" after fold {last} (running mean {steps[last]:.4f})"
         return f"{head}: pruned{where}{secs}"
     if trial.state == TrialState.FAIL:
-        reason = trial.user_attrs.get("fail_reason", "see the Optuna log")
+        # framekd's objective names the reason of every failure it sees; a failed trial
+        # without one was failed as stale: its process never came back to say.
+        reason = trial.user_attrs.get("fail_reason", STOPPED)
         return f"{head}: failed: {reason}{secs}"
     return f"{head}: {trial.state.name.lower()}"
 
