@@ -29,13 +29,13 @@ from framekd import Predictor
 from framekd.data import load_dataset
 from framekd.errors import FramekdWarning
 from framekd.splits import make_split
+from framekd.trained import finished_seeds
 
 
 def _seeds(run: Path, given: str | None) -> list[int]:
     if given:
         return [int(s) for s in given.split(",")]
-    return sorted(int(p.name.split("_")[1]) for p in run.glob("seed_*")
-                  if (p / "metrics.json").exists())
+    return finished_seeds(run)
 
 
 def per_class(run: Path, models: list[str], seeds: list[int]) -> str:
