@@ -15,7 +15,10 @@ later input replaces an earlier one. Nothing is trained here.
 ``--students-csv`` adds students distilled afterwards on a run's saved teachers
 (``benchmarks/inductive_students.py``, variant ``base``, e.g. FMLP-C) as further rows of that
 run (matched by the run's folder name, or a copy's file name, and its setting), when the CSV
-holds every seed of the run.
+holds every seed of the run. ``--students-variant [SETTING/]RUN=VARIANT`` replaces that run's
+framelet students by the CSV's VARIANT rows (which must cover every seed): for a dataset
+whose shipped preset changed only student settings after the run (the knowledge mode, say),
+which touch neither its teachers nor GLNN nor the MLP; the row is marked with the variant.
 
 Goals (issue 15, per dataset, mean over the seeds): inductive ``ind`` of the best framelet
 student ≥ GLNN's + 1.0 and ≥ the teacher's − 1.0; transductive best framelet student ≥
@@ -70,23 +73,39 @@ def _run_name(path: Path) -> str:
     return path.parent.name if path.name == "metrics.json" else path.stem
 
 
-def _student_rows(csv_paths: list[Path]) -> dict[tuple[str, str, str], dict[int, dict]]:
-    """``{(run, setting, student): {seed: row}}`` of the CSVs' ``base`` rows; a row with an
-    ``ind`` value is inductive."""
+def _student_rows(csv_paths: list[Path], variants: dict[str, str] | None = None,
+                  ) -> dict[tuple[str, str, str], dict[int, dict]]:
+    """``{(run, setting, student): {seed: row}}`` of the CSVs' rows of the run's variant in
+    ``variants`` (default ``base``); a row with an ``ind`` value is inductive."""
+    variants = variants or {}
     out: dict[tuple[str, str, str], dict[int, dict]] = {}
     for path in csv_paths:
         with path.open() as f:
             for r in csv.DictReader(f):
-                if r["variant"] == "base":
-                    setting = "inductive" if r["ind"] else "transductive"
+                setting = "inductive" if r["ind"] else "transductive"
+                if r["variant"] == (_variant(variants, r["run"], setting) or "base"):
                     out.setdefault((r["run"], setting, r["student"]), {})[int(r["seed"])] = r
     return out
 
 
-def _merge_students(m: dict, run: str, rows: dict) -> None:
-    """Add the CSV students of ``run`` to ``m["models"]`` when they cover all its seeds."""
+def _variant(variants: dict[str, str], run: str, setting: str) -> str | None:
+    """The variant of ``run`` in ``setting``: key ``SETTING/RUN`` first, then ``RUN``."""
+    return variants.get(f"{setting}/{run}", variants.get(run))
+
+
+def _merge_students(m: dict, run: str, rows: dict, replace: bool = False) -> None:
+    """Add the CSV students of ``run`` to ``m["models"]`` when they cover all its seeds
+    (``replace``: the framelet students the run trained itself are dropped first)."""
     setting = m.get("setting", "transductive")
     seeds = int(_seeds(m))
+    if replace:
+        ours = [k for k in m["models"] if k in FMLPS]
+        covered = [k for k in ours
+                   if set(rows.get((run, setting, k), {})) == set(range(seeds))]
+        if covered != ours:
+            raise SystemExit(f"{run} ({setting}): the variant's rows do not cover every seed of "
+                             f"{sorted(set(ours) - set(covered))}")
+        m["models"] = {k: v for k, v in m["models"].items() if k not in FMLPS}
     for (name, kind, student), by_seed in rows.items():
         if name != run or kind != setting or student in m["models"]:
             continue
@@ -102,20 +121,32 @@ def _merge_students(m: dict, run: str, rows: dict) -> None:
                                  "ind_accuracy_mean": mean["ind"]})
 
 
-def collect(paths: list[Path], csv_paths: list[Path] = ()) -> dict[tuple[str, str], dict]:
-    """``{(dataset, setting): {"framelet": metrics, "sage": metrics}}``, later inputs win."""
+def collect(paths: list[Path], csv_paths: list[Path] = (),
+            variants: dict[str, str] | None = None) -> dict[tuple[str, str], dict]:
+    """``{(dataset, setting): {"framelet": metrics, "sage": metrics}}``, later inputs win;
+    ``variants``: run name -> the CSV variant its framelet students come from."""
+    variants = variants or {}
     table: dict[tuple[str, str], dict] = {}
-    rows = _student_rows(list(csv_paths))
+    rows = _student_rows(list(csv_paths), variants)
     for path in paths:
         if path.is_dir() and not (path / "metrics.json").is_file():
             print(f"skipped {path}: no metrics.json (the run has not finished)")
             continue
         m = _load(path)
-        _merge_students(m, _run_name(path), rows)
-        key = (f"{m['dataset']} ({m['protocol']})", m.get("setting", "transductive"))
+        run, setting = _run_name(path), m.get("setting", "transductive")
+        variant = _variant(variants, run, setting)
+        _merge_students(m, run, rows, replace=variant is not None)
+        m["students_variant"] = variant
+        key = (f"{m['dataset']} ({m['protocol']})", setting)
         kind = "sage" if _teacher(m) == SAGE else "framelet"
         table.setdefault(key, {})[kind] = m
     return table
+
+
+def _label(name: str, m: dict | None) -> str:
+    """The dataset's row label, with the CSV variant its framelet students come from."""
+    variant = None if m is None else m.get("students_variant")
+    return f"{name} [{variant}]" if variant else name
 
 
 def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
@@ -147,7 +178,7 @@ def inductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
             cells = [_seeds(m), both(m, t), both(m, "glnn"), *(both(m, k) for k in FMLPS),
                      both(m, "mlp"), _sign(d_glnn), _sign(d_teacher)]
         sage = [both(s, SAGE), both(s, "glnn")] if s is not None else ["–", "–"]
-        lines.append(f"| {name} | " + " | ".join(cells + sage) + " |")
+        lines.append(f"| {_label(name, m)} | " + " | ".join(cells + sage) + " |")
     return lines, counts
 
 
@@ -166,7 +197,7 @@ def transductive_table(table: dict) -> tuple[list[str], dict[str, int]]:
         if int(_seeds(m)) >= 10:
             counts["measured"] += 1
             counts["glnn"] += best >= acc["glnn"]
-        lines.append(f"| {name} | {_seeds(m)} | "
+        lines.append(f"| {_label(name, m)} | {_seeds(m)} | "
                      + " | ".join(_cell(acc[k]) for k in (t, "glnn", *FMLPS, "mlp"))
                      + f" | {_sign(best - acc['glnn'])} |")
     return lines, counts
@@ -177,8 +208,12 @@ def main() -> None:
     ap.add_argument("inputs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--students-csv", nargs="*", type=Path, default=[])
+    ap.add_argument("--students-variant", action="append", default=[],
+                    metavar="[SETTING/]RUN=VARIANT",
+                    help="RUN's framelet students from the CSV's VARIANT rows")
     args = ap.parse_args()
-    table = collect(args.inputs, args.students_csv)
+    variants = dict(v.split("=", 1) for v in args.students_variant)
+    table = collect(args.inputs, args.students_csv, variants)
     ind, ic = inductive_table(table)
     tra, tc = transductive_table(table)
     text = "\n".join([
