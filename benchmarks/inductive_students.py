@@ -152,14 +152,14 @@ def _pending(run: Path, base: dict, variants: list[str], students: list[str], se
 
 
 def transductive_variants(run: Path, base: dict, variants: list[str], students: list[str],
-                          seeds: int, csv_path: Path) -> None:
+                          seeds: range, csv_path: Path) -> None:
     """:func:`run_variants` for a transductive run: the students are distilled on the whole
     graph's knowledge over all nodes, as :func:`framekd.experiment.run_seed` does, and the
     row's ``tran`` is the test accuracy (``ind`` and ``prod`` stay empty)."""
     done = _done(csv_path, inductive=False)
     data = load_dataset(base["dataset"])
     knowledge: dict[str, torch.Tensor] = {}
-    for seed in range(seeds):
+    for seed in seeds:
         folder = run / f"seed_{seed}"
         split = make_split(data, base["protocol"], seed)
         saved = load_tensors(folder / "split.safetensors")["test"]
@@ -188,7 +188,7 @@ def transductive_variants(run: Path, base: dict, variants: list[str], students: 
                     "ind": "", "prod": ""})
 
 
-def run_variants(run: Path, variants: list[str], students: list[str], seeds: int,
+def run_variants(run: Path, variants: list[str], students: list[str], seeds: range,
                  csv_path: Path) -> None:
     base = yaml.safe_load((run / "config.yaml").read_text())
     if base.get("setting") != "inductive":
@@ -198,7 +198,7 @@ def run_variants(run: Path, variants: list[str], students: list[str], seeds: int
         return
     done = _done(csv_path, inductive=True)
     data = load_dataset(base["dataset"])
-    for seed in range(seeds):
+    for seed in seeds:
         isplit, logp, observed = seed_inputs(run, data, base["protocol"], seed)
         cache: dict[str, tuple] = {}
         for variant, rc, todo in _pending(run, base, variants, students, seed, done):
@@ -304,6 +304,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--students", default="fmlp-s,fmlp-o")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start at this seed (two processes can split the seeds)")
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--gates", action="store_true")
@@ -328,7 +330,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {list(VARIANTS)}")
     for run in args.runs:
-        run_variants(run, variants, args.students.split(","), args.seeds, args.csv)
+        run_variants(run, variants, args.students.split(","),
+                     range(args.first_seed, args.seeds), args.csv)
 
 
 if __name__ == "__main__":
