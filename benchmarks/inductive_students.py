@@ -61,8 +61,8 @@ VARIANTS: dict[str, list[str]] = {
     "weight decay 5e-3": ["student.weight_decay=0.005"],
     "lam 0.5": ["student.lam=0.5"],
     "sketch knowledge": ["knowledge.mode=sketch"],
-    # the propagated features K_c^k X instead of the sketch that the Amazon and Coauthor
-    # presets set to keep their runs light
+    # the propagated features K_c^k X instead of a sketch (which the Coauthor presets set,
+    # and the Amazon ones did, to keep their runs light)
     "features knowledge": ["knowledge.mode=features"],
     "T 2": ["student.temperature=2.0"],
     "feature dropout 0": ["student.feature_dropout=0.0"],

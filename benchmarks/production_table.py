@@ -212,6 +212,8 @@ def main() -> None:
                     metavar="[SETTING/]RUN=VARIANT",
                     help="RUN's framelet students from the CSV's VARIANT rows")
     args = ap.parse_args()
+    if any("=" not in v for v in args.students_variant):
+        ap.error("--students-variant takes [SETTING/]RUN=VARIANT")
     variants = dict(v.split("=", 1) for v in args.students_variant)
     table = collect(args.inputs, args.students_csv, variants)
     ind, ic = inductive_table(table)
