@@ -73,11 +73,10 @@ def _run_name(path: Path) -> str:
     return path.parent.name if path.name == "metrics.json" else path.stem
 
 
-def _student_rows(csv_paths: list[Path], variants: dict[str, str] | None = None,
+def _student_rows(csv_paths: list[Path], variants: dict[str, str],
                   ) -> dict[tuple[str, str, str], dict[int, dict]]:
     """``{(run, setting, student): {seed: row}}`` of the CSVs' rows of the run's variant in
     ``variants`` (default ``base``); a row with an ``ind`` value is inductive."""
-    variants = variants or {}
     out: dict[tuple[str, str, str], dict[int, dict]] = {}
     for path in csv_paths:
         with path.open() as f:
