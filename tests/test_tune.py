@@ -200,6 +200,46 @@ def test_search_space_declaration():
                    (p.key for p in search_space("gcn", ["mlp"])))
 
 
+def test_search_restricts_the_space_to_the_named_groups_and_keys():
+    from framekd.errors import ConfigError
+
+    only = search_space("spectral", ["fmlp-c"], only=["student"])
+    assert {p.group for p in only} == {"student"} and len(only) == 6
+    assert [p.key for p in search_space("spectral", ["fmlp-c"],
+                                        only=["student.feature_dropout", "teacher.lr"])] \
+        == ["teacher.lr", "student.feature_dropout"]
+    with pytest.raises(ConfigError, match="cannot search 'students'"):
+        search_space("spectral", ["fmlp-c"], only=["students"])
+    with pytest.raises(ConfigError, match="nothing to search"):
+        search_space("spectral", ["fmlp-s"], only=["student.feature_dropout"])
+    assert main(["tune", "--dataset", SPEC, "--trials", "1", "--search", "nosuch"]) == 2
+
+
+def test_a_student_only_study_trains_each_folds_teacher_once(monkeypatch):
+    """With only student settings searched every trial would train the same teachers: they
+    are trained once per fold and shared, and a trial scores what a fresh objective does."""
+    import framekd.distill
+
+    calls = []
+    real = framekd.distill.train_teacher
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(framekd.distill, "train_teacher", spy)
+    kw = {"teacher": "gcn", "students": ("fmlp-c",), "folds": 2, "epochs": 3,
+          "search": "student", "overrides": ["setting=inductive"]}
+    st = tune(SPEC, trials=3, **kw)
+    assert [t.state for t in st.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert calls == [0, 1]
+    assert len({t.value for t in st.trials}) > 1  # the students' settings do change it
+    for t in st.trials[1:]:
+        fresh = objective(SPEC, **kw)(optuna.trial.FixedTrial(t.params))
+        assert fresh == pytest.approx(t.value, abs=1e-9)
+    assert st.user_attrs["framekd.search"] == "student"
+
+
 def test_a_new_study_first_runs_the_configurations_own_settings(tmp_path):
     from framekd.tune import default_trials, make_setup
 
@@ -248,6 +288,33 @@ def test_inductive_tuning_never_sees_the_unseen_nodes():
     # The training graph differs from the transductive one: the objective does too.
     trans = tune(SPEC, data=clean, trials=2, **{**kw, "overrides": []})
     assert [t.value for t in trans.trials] != [v for _, v, _ in before]
+
+
+def test_inductive_tuning_holds_the_validation_nodes_out_of_distillation(monkeypatch):
+    """--setting inductive: students are distilled on the observed nodes but the validation
+    nodes, so the objective scores them on nodes they never fitted (as unseen ones)."""
+    import framekd.distill
+    from framekd.data import load_dataset
+    from framekd.inductive import inductive_split
+
+    seen = []
+    real = framekd.distill.distill_student
+
+    def spy(*args, distill_nodes=None, **kwargs):
+        seen.append(distill_nodes.clone())
+        return real(*args, distill_nodes=distill_nodes, **kwargs)
+
+    monkeypatch.setattr(framekd.distill, "distill_student", spy)
+    data = load_dataset(SPEC)
+    st = tune(SPEC, data=data, trials=1, teacher="gcn", students=("fmlp-s",), folds=2,
+              epochs=3, overrides=["setting=inductive"])
+    assert st.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert len(seen) == 2
+    for fold, nodes in enumerate(seen):
+        isplit = inductive_split(data, "fgkd", seed=fold)
+        expected = set(isplit.observed.tolist()) - set(isplit.split.val.tolist())
+        assert set(nodes.tolist()) == expected
+        assert set(isplit.split.train.tolist()) <= expected
 
 
 def test_a_killed_processs_trial_is_failed_when_the_study_is_opened_again(tmp_path,

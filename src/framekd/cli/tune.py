@@ -82,7 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--setting", choices=("transductive", "inductive"),
                    help="transductive (default) or inductive: every fold trains on the "
                    "observed graph of `framekd run --setting inductive` (unseen test nodes "
-                   "and their edges removed); same as --set setting=...")
+                   "and their edges removed), the students distilled without the validation nodes "
+                   "so that these are scored as unseen nodes are; same as --set setting=...")
+    p.add_argument("--search", metavar="GROUPS_OR_KEYS",
+                   help="search only these settings, comma-separated groups (teacher, "
+                   "framelet, knowledge, student, sdrf) or keys (student.feature_dropout); "
+                   "the others keep their configured values. With student settings only, "
+                   "each fold's teacher is trained once and shared by the trials")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix one setting for every trial, e.g. --set teacher.hidden=32 "
                    "(repeatable)")
@@ -98,7 +104,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["framekd", "tune", "--dataset", str(args.dataset)]
     for opt in ("teacher", "students", "trials", "timeout", "study", "study_name", "protocol",
                 "folds", "seed", "epochs", "rewire", "device", "config", "metric", "setting",
-                "out"):
+                "search", "out"):
         value = getattr(args, opt)
         if value is not None:
             parts += [f"--{opt.replace('_', '-')}", str(value)]
@@ -144,6 +150,7 @@ def handle(args: argparse.Namespace) -> int:
     setup = make_setup(args.dataset, teacher=args.teacher, students=args.students,
                        protocol=args.protocol, folds=args.folds, epochs=args.epochs,
                        rewire=args.rewire, device=args.device, config_file=args.config,
+                       search=args.search,
                        overrides=[*([f"metric={args.metric}"] if args.metric else []),
                                   *([f"setting={args.setting}"] if args.setting else []),
                                   *args.set])

@@ -153,11 +153,14 @@ def uses_knowledge(students: Iterable[str]) -> bool:
 def search_space(
     teacher: str, students: Iterable[str] = (), *, sdrf: bool = False,
     fixed: Iterable[str] = (), space: Iterable[Param] = SEARCH_SPACE,
+    only: Iterable[str] | None = None,
 ) -> list[Param]:
     """The parameters searched when tuning ``teacher`` (and ``students``), in draw order.
 
-    ``fixed`` holds the dotted keys the user fixed; they are left out. Teacher kinds come
-    from :mod:`framekd.models.registry` when called, so a teacher added there is covered.
+    ``fixed`` holds the dotted keys the user fixed; they are left out. ``only`` (groups of
+    :data:`GROUPS` or dotted keys) keeps just those parameters, e.g. ``["student"]`` to tune
+    the students on a fixed teacher. Teacher kinds come from :mod:`framekd.models.registry`
+    when called, so a teacher added there is covered.
     """
     from framekd.models import registry
 
@@ -185,6 +188,25 @@ def search_space(
                 and p.only_if[1] not in students:
             continue
         out.append(p)
+    if only is not None:
+        out = _restrict(out, list(space), list(only))
+    return out
+
+
+def _restrict(chosen: list[Param], space: list[Param], only: list[str]) -> list[Param]:
+    """The parameters of ``chosen`` named by group or key in ``only``."""
+    from framekd.errors import ConfigError
+
+    names = {p.key for p in space} | set(GROUPS)
+    unknown = [name for name in only if name not in names]
+    if unknown or not only:
+        raise ConfigError(f"cannot search {', '.join(map(repr, unknown)) or 'nothing'}: "
+                          f"name groups ({', '.join(GROUPS)}) or keys "
+                          f"({', '.join(p.key for p in space)})")
+    out = [p for p in chosen if p.group in only or p.key in only]
+    if not out:
+        raise ConfigError(f"nothing to search: {', '.join(only)} is fixed or not used by "
+                          "this teacher and these students")
     return out
 
 

@@ -17,8 +17,13 @@ set to ``-1`` (unlabelled), and only validation scores enter the objective.
 With the run setting ``setting: inductive`` (``framekd tune --setting inductive``) fold ``i``
 is :func:`framekd.inductive.inductive_split` of seed ``i``: teacher, knowledge and students
 see the observed graph only (the unseen test nodes' edges removed, students distilled on the
-observed nodes), exactly as ``framekd run --setting inductive`` trains; the validation
-nodes are observed, so the objective is their score there.
+observed nodes), as ``framekd run --setting inductive`` trains, with one difference: the
+students are distilled on the observed nodes **except the validation nodes**. A run distils
+on the validation nodes too (GLNN's protocol), so there a student's validation score is
+partly its fit of soft labels it was trained on; held out, the validation nodes are scored
+as unseen nodes are, by a student that never fitted them, and the objective rewards
+settings that generalise to new nodes instead of settings that memorise (BENCHMARKS.md
+§9.7). The teacher is unaffected: it never trains on validation labels.
 
 A trial whose settings fail (a :class:`~framekd.errors.FramekdError` such as a rejected
 combination, a non-finite training loss, an out-of-memory error ...) returns ``nan``, which
@@ -39,6 +44,7 @@ from typing import Any
 
 import optuna
 import torch
+from torch import Tensor
 
 from framekd.config import RunConfig, load_yaml, parse_overrides, resolve
 from framekd.errors import ConfigError, FramekdError
@@ -72,6 +78,7 @@ class TuneSetup:
         base: the resolved configuration every trial starts from (epochs capped).
         space: the searched parameters, in draw order.
         epochs: the epoch cap during tuning (``None``: the configuration's).
+        search: the groups or keys the user restricted the search to (``None``: all).
     """
 
     dataset: str
@@ -83,6 +90,7 @@ class TuneSetup:
     base: dict[str, Any]
     space: list[Param]
     epochs: int | None = None
+    search: tuple[str, ...] | None = None
 
     @property
     def sdrf(self) -> bool:
@@ -103,9 +111,16 @@ class TuneSetup:
         return (f"mean validation {label} of {who} over {self.folds} fold(s) "
                 f"(protocol {self.protocol}, splits 0..{self.folds - 1}{graph}), maximised")
 
+    @property
+    def fixed_teacher(self) -> bool:
+        """Whether every trial trains the same teacher on the same graph and knowledge
+        (nothing searched outside the students' own settings)."""
+        return all(p.group == "student" for p in self.space)
+
     def identity(self) -> dict[str, str]:
         """Study user attributes that a resumed or shared study must match."""
-        return {
+        extra = {} if self.search is None else {"framekd.search": ",".join(self.search)}
+        return {**extra,
             "framekd.dataset": str(self.dataset),
             "framekd.teacher": self.teacher,
             "framekd.students": ",".join(self.students),
@@ -150,12 +165,15 @@ def make_setup(
     config_file: str | Path | None = None,
     overrides: Iterable[str] = (),
     space: Iterable[Param] = SEARCH_SPACE,
+    search: str | Iterable[str] | None = None,
 ) -> TuneSetup:
     """Resolve the settings of a study the way ``framekd run`` resolves a run's.
 
     ``teacher`` defaults to the configuration's ``teacher.name``; ``students`` empty tunes
     the teacher alone. ``rewire="sdrf"`` searches the SDRF settings. Settings in
-    ``config_file`` and ``overrides`` (``key=value``) are fixed for every trial.
+    ``config_file`` and ``overrides`` (``key=value``) are fixed for every trial. ``search``
+    (groups such as ``"student"`` or dotted keys, a list or a comma-separated string)
+    searches only those settings, the others keep their configured values.
     """
     from framekd.models.registry import TEACHERS, model_name
 
@@ -196,11 +214,14 @@ def make_setup(
         if epochs is not None:
             base[section]["epochs"] = min(int(base[section]["epochs"]), epochs)
     tname = base["teacher"]["name"]
+    if isinstance(search, str):
+        search = [part.strip() for part in search.split(",") if part.strip()]
+    search = None if search is None else tuple(search)
     chosen = search_space(tname, names, sdrf=base["rewire"]["method"] == "sdrf",
-                          fixed=fixed, space=space)
+                          fixed=fixed, space=space, only=search)
     return TuneSetup(dataset=str(dataset), teacher=tname, students=names,
                      protocol=base["protocol"], folds=folds, fixed=_nest_sorted(fixed),
-                     base=base, space=chosen, epochs=epochs)
+                     base=base, space=chosen, epochs=epochs, search=search)
 
 
 def _nest_sorted(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,6 +272,7 @@ class Objective:
             raise ConfigError(f"device '{rc.device}' requested but CUDA is not available; "
                               "use device=cpu")
         self.data = data
+        self._teachers: dict[int, tuple[Any, ...]] = {}
         self.inductive = rc.setting == "inductive"
         if self.inductive:
             from framekd.inductive import inductive_split
@@ -292,26 +314,13 @@ class Objective:
 
     # ------------------------------------------------------------------ training
     def _evaluate(self, trial: optuna.Trial, cfg: dict[str, Any]) -> float:
-        from framekd.experiment import prepare_graph
-
         setup = self.setup
         rc = RunConfig.from_dict(cfg)
-        data, _ = prepare_graph(rc, self.data, cache_dir=None, log=lambda msg: None)
-        data = data.to(self.device)
-        shared = None if self.inductive else self._graph(rc, data)
+        memo: dict[str, Any] = {}  # what the trial's folds share: graph, knowledge
         values: list[float] = []
         teacher_vals: list[float] = []
         for fold, split in enumerate(self.splits):
-            if self.inductive:
-                from framekd.inductive import observed_graph
-
-                unseen = self.isplits[fold].unseen
-                graph, operator, knowledge = self._graph(rc, observed_graph(data, unseen))
-                distill_nodes = self.isplits[fold].observed
-            else:
-                (graph, operator, knowledge), distill_nodes = shared, None
-            value, teacher_val = self._fold(rc, graph, operator, knowledge, fold, split,
-                                            distill_nodes)
+            value, teacher_val = self._fold(rc, fold, split, memo)
             values.append(value)
             teacher_vals.append(teacher_val)
             trial.set_user_attr("fold_values", values)
@@ -348,23 +357,60 @@ class Objective:
             knowledge = knowledge.to(self.device)
         return data, operator, knowledge
 
-    def _fold(self, rc: RunConfig, graph: Any, operator: Any, knowledge: Any, fold: int,
-              split: Any, distill_nodes: Any = None) -> tuple[float, float]:
-        """(objective score, teacher validation score) of one fold."""
-        from framekd.distill import distill_student, train_teacher
-        from framekd.models import student_from_config, teacher_from_config
+    def _fold_graph(self, rc: RunConfig, fold: int, memo: dict[str, Any]) -> tuple[Any, ...]:
+        """``(graph, operator, knowledge)`` that fold ``fold`` trains on: the trial's graph
+        (SDRF-rewired when searched), or its observed graph in the inductive setting."""
+        from framekd.experiment import prepare_graph
 
+        if "data" not in memo:
+            data, _ = prepare_graph(rc, self.data, cache_dir=None, log=lambda msg: None)
+            memo["data"] = data.to(self.device)
+        if not self.inductive:
+            if "graph" not in memo:
+                memo["graph"] = self._graph(rc, memo["data"])
+            return memo["graph"]
+        from framekd.inductive import observed_graph
+
+        return self._graph(rc, observed_graph(memo["data"], self.isplits[fold].unseen))
+
+    def _teacher(self, rc: RunConfig, fold: int, split: Any,
+                 memo: dict[str, Any]) -> tuple[Any, ...]:
+        """``(data, knowledge, teacher result, distillation nodes)`` of one fold: the fold's
+        training graph with its test labels hidden, the students' knowledge of it, the
+        trained teacher and the nodes students are distilled on (``None``: all)."""
+        from framekd.distill import train_teacher
+        from framekd.models import teacher_from_config
+
+        if self.setup.fixed_teacher and fold in self._teachers:
+            return self._teachers[fold]  # every trial would train this very teacher again
+        graph, operator, knowledge = self._fold_graph(rc, fold, memo)
+        distill_nodes = None
+        if self.inductive:
+            distill_nodes = _without(self.isplits[fold].observed, split.val)
         data = _hide_test_labels(graph, split)
-        d, c = data.x.size(1), int(graph.num_classes)
         t = rc.teacher
         torch.manual_seed(fold)
-        teacher = teacher_from_config(self.setup.teacher, rc, d, c,
-                                      operator=operator).to(self.device)
-        res = train_teacher(teacher, data, split, lr=t.lr, weight_decay=t.weight_decay,
-                            epochs=t.epochs, patience=t.patience, seed=fold, metric=rc.metric)
+        teacher = teacher_from_config(self.setup.teacher, rc, data.x.size(1),
+                                      int(graph.num_classes), operator=operator)
+        res = train_teacher(teacher.to(self.device), data, split, lr=t.lr,
+                            weight_decay=t.weight_decay, epochs=t.epochs, patience=t.patience,
+                            seed=fold, metric=rc.metric)
         _check_finite(res.history, f"teacher {self.setup.teacher}")
+        out = (data, knowledge, res, distill_nodes)
+        if self.setup.fixed_teacher:
+            self._teachers[fold] = out
+        return out
+
+    def _fold(self, rc: RunConfig, fold: int, split: Any,
+              memo: dict[str, Any]) -> tuple[float, float]:
+        """(objective score, teacher validation score) of one fold."""
+        from framekd.distill import distill_student
+        from framekd.models import student_from_config
+
+        data, knowledge, res, distill_nodes = self._teacher(rc, fold, split, memo)
         if not self.setup.students:
             return res.val_score, res.val_score
+        d, c = data.x.size(1), int(data.num_classes)
         s = rc.student
         scores = []
         for name in self.setup.students:
@@ -381,6 +427,11 @@ class Objective:
             _check_finite(sres.history, f"student {name}")
             scores.append(sres.val_score)
         return statistics.fmean(scores), res.val_score
+
+
+def _without(nodes: Tensor, held_out: Tensor) -> Tensor:
+    """The node indices ``nodes`` that are not in ``held_out`` (order kept)."""
+    return nodes[~torch.isin(nodes, held_out.to(nodes.device))]
 
 
 def _hide_test_labels(data: Any, split: Any) -> Any:
