@@ -238,6 +238,10 @@ def test_a_student_only_study_trains_each_folds_teacher_once(monkeypatch):
         fresh = objective(SPEC, **kw)(optuna.trial.FixedTrial(t.params))
         assert fresh == pytest.approx(t.value, abs=1e-9)
     assert st.user_attrs["framekd.search"] == "student"
+    # teacher.smooth: auto, not searched, is decided on validation as a run decides it
+    auto = tune(SPEC, teacher="spectral", students=("fmlp-s",), search="student.lam",
+                trials=1, folds=1, epochs=3)
+    assert auto.trials[0].state == optuna.trial.TrialState.COMPLETE
 
 
 def test_a_new_study_first_runs_the_configurations_own_settings(tmp_path):

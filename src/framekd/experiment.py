@@ -186,14 +186,17 @@ def compute_knowledge(
     return knowledge.to(device), time.perf_counter() - start
 
 
-def _train_teacher(
-    name: str, data: Data, split: Any, rc: RunConfig, seed: int, progress: bool,
-    operator: FrameletOperator | None,
-) -> tuple[torch.nn.Module, dict[str, Any], Tensor]:
-    """Train teacher ``name``; with ``teacher.smooth: auto`` the spectral teacher is trained
-    once per :data:`~framekd.models.spectral.AUTO_SMOOTH` mode and the one with the best
-    validation accuracy is kept (its mode is in the row; training time counts all)."""
-    from framekd.distill import predict_teacher, train_teacher
+def fit_teacher(
+    name: str, data: Data, split: Any, rc: RunConfig, seed: int,
+    operator: FrameletOperator | None, progress: bool = False,
+) -> tuple[torch.nn.Module, Any, str | None, float]:
+    """Train teacher ``name`` on ``split``: ``(model, result, smooth, seconds)``.
+
+    With ``teacher.smooth: auto`` the spectral teacher is trained once per
+    :data:`~framekd.models.spectral.AUTO_SMOOTH` mode and the one with the best validation
+    score is kept (``smooth`` is its mode, else ``None``; ``seconds`` counts every mode).
+    """
+    from framekd.distill import train_teacher
     from framekd.models import teacher_from_config
     from framekd.models.spectral import AUTO_SMOOTH
 
@@ -211,7 +214,19 @@ def _train_teacher(
         seconds += res.seconds
         if best is None or res.val_score > best[1].val_score:
             best = (model, res, smooth)
-    model, res, smooth = best
+    return (*best, seconds)
+
+
+def _train_teacher(
+    name: str, data: Data, split: Any, rc: RunConfig, seed: int, progress: bool,
+    operator: FrameletOperator | None,
+) -> tuple[torch.nn.Module, dict[str, Any], Tensor]:
+    """Train teacher ``name`` (:func:`fit_teacher`): the model, its result row (with the
+    mode ``teacher.smooth: auto`` kept) and its log-probabilities."""
+    from framekd.distill import predict_teacher
+
+    model, res, smooth, seconds = fit_teacher(name, data, split, rc, seed, operator,
+                                              progress)
     infer = median_time(lambda: predict_teacher(model, data), repeats=5, warmup=1,
                         device=data.x.device)
     row = {"accuracy": res.test_acc, "val_accuracy": res.val_acc, "train_seconds": seconds,

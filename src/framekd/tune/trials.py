@@ -378,8 +378,7 @@ class Objective:
         """``(data, knowledge, teacher result, distillation nodes)`` of one fold: the fold's
         training graph with its test labels hidden, the students' knowledge of it, the
         trained teacher and the nodes students are distilled on (``None``: all)."""
-        from framekd.distill import train_teacher
-        from framekd.models import teacher_from_config
+        from framekd.experiment import fit_teacher
 
         if self.setup.fixed_teacher and fold in self._teachers:
             return self._teachers[fold]  # every trial would train this very teacher again
@@ -388,13 +387,8 @@ class Objective:
         if self.inductive:
             distill_nodes = _without(self.isplits[fold].observed, split.val)
         data = _hide_test_labels(graph, split)
-        t = rc.teacher
-        torch.manual_seed(fold)
-        teacher = teacher_from_config(self.setup.teacher, rc, data.x.size(1),
-                                      int(graph.num_classes), operator=operator)
-        res = train_teacher(teacher.to(self.device), data, split, lr=t.lr,
-                            weight_decay=t.weight_decay, epochs=t.epochs, patience=t.patience,
-                            seed=fold, metric=rc.metric)
+        # teacher.smooth: auto (when not searched) is decided on validation, as a run does
+        _, res, _, _ = fit_teacher(self.setup.teacher, data, split, rc, fold, operator)
         _check_finite(res.history, f"teacher {self.setup.teacher}")
         out = (data, knowledge, res, distill_nodes)
         if self.setup.fixed_teacher:
