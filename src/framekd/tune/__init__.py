@@ -81,7 +81,8 @@ def tune(
         callbacks: Optuna ``optimize`` callbacks, called after each trial.
         **settings: ``protocol``, ``folds`` (default 3), ``epochs`` (cap), ``rewire``
             (``"sdrf"`` searches SDRF), ``device``, ``config_file``, ``overrides``
-            (``key=value`` settings fixed for every trial), ``space``; see
+            (``key=value`` settings fixed for every trial), ``space``, ``search`` (the
+            groups or keys to search, the rest fixed at their configured values); see
             :func:`framekd.tune.trials.make_setup`.
 
     Returns:
