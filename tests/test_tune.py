@@ -166,6 +166,12 @@ def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
     assert main([*argv, "--set", "teacher.hidden=8"]) == 0
     assert main([*argv, "--set", "teacher.hidden=16"]) == 2
     assert "made with other settings" in capsys.readouterr().err
+    # another search space is another study, and so is the full space after a narrow one
+    assert main([*argv, "--set", "teacher.hidden=8", "--search", "teacher.lr"]) == 2
+    assert "search='all' (now 'teacher.lr')" in capsys.readouterr().err
+    narrow = ["tune", "--dataset", SPEC, "--trials", "1", "--study", str(tmp_path / "n"), *FAST]
+    assert main([*narrow, "--search", "teacher.lr"]) == 0
+    assert main(narrow) == 2
 
 
 def test_search_space_declaration():

@@ -164,10 +164,13 @@ def enqueue_defaults(study: optuna.Study, setup: TuneSetup) -> int:
     return len(queued)
 
 
+#: Identity attributes that studies of earlier versions lack, and the value they meant.
+_ABSENT = {"framekd.search": "all"}
+
+
 def _check_identity(study: optuna.Study, setup: TuneSetup, name: str) -> None:
-    attrs = study.user_attrs
     want = setup.identity()
-    if not any(key in attrs for key in want):
+    if not any(key in study.user_attrs for key in want):
         if study.get_trials(deepcopy=False):
             raise ConfigError(f"study {name!r} holds trials not made by framekd tune; use "
                               "another --study-name")
@@ -175,6 +178,7 @@ def _check_identity(study: optuna.Study, setup: TuneSetup, name: str) -> None:
             study.set_user_attr(key, value)
         study.set_user_attr("framekd.objective", setup.description)
         return
+    attrs = {**_ABSENT, **study.user_attrs}
     diff = [f"{key.removeprefix('framekd.')}={attrs.get(key)!r} (now {value!r})"
             for key, value in want.items() if attrs.get(key) != value]
     if diff:

@@ -119,8 +119,7 @@ class TuneSetup:
 
     def identity(self) -> dict[str, str]:
         """Study user attributes that a resumed or shared study must match."""
-        extra = {} if self.search is None else {"framekd.search": ",".join(self.search)}
-        return {**extra,
+        return {
             "framekd.dataset": str(self.dataset),
             "framekd.teacher": self.teacher,
             "framekd.students": ",".join(self.students),
@@ -129,6 +128,7 @@ class TuneSetup:
             "framekd.epochs": str(self.epochs),
             "framekd.rewire": str(self.base["rewire"]["method"]),
             "framekd.fixed": json.dumps(self.fixed, sort_keys=True, default=str),
+            "framekd.search": "all" if self.search is None else ",".join(self.search),
         }
 
 
