@@ -189,12 +189,16 @@ def search_space(
             continue
         out.append(p)
     if only is not None:
-        out = _restrict(out, list(space), list(only))
+        who = f"teacher {teacher} and " + (f"students {', '.join(students)}" if students
+                                            else "no students (tune them with --students)")
+        out = _restrict(out, list(space), list(only), who)
     return out
 
 
-def _restrict(chosen: list[Param], space: list[Param], only: list[str]) -> list[Param]:
-    """The parameters of ``chosen`` named by group or key in ``only``."""
+def _restrict(chosen: list[Param], space: list[Param], only: list[str],
+              who: str) -> list[Param]:
+    """The parameters of ``chosen`` named by group or key in ``only`` (``who``: the tuned
+    models, for the error)."""
     from framekd.errors import ConfigError
 
     names = {p.key for p in space} | set(GROUPS)
@@ -206,7 +210,7 @@ def _restrict(chosen: list[Param], space: list[Param], only: list[str]) -> list[
     out = [p for p in chosen if p.group in only or p.key in only]
     if not out:
         raise ConfigError(f"nothing to search: {', '.join(only)} is fixed or not used by "
-                          "this teacher and these students")
+                          f"{who}")
     return out
 
 
