@@ -285,3 +285,16 @@ def test_simultaneous_claims_have_one_winner(tmp_path, stale):
     assert [sum(w[i] for w in won) for i in range(count)] == [1] * count
     assert not list(tmp_path.glob("seed_*/.CLAIM.*"))  # the claimers' own files are gone
     assert not list(tmp_path.glob("seed_*/CLAIM.takeover"))
+
+
+def test_a_students_own_settings_shape_only_that_student(tmp_path):
+    out = tmp_path / "own"
+    _run(tmp_path, "own", _cfg(extra=("student.fmlp-s.hidden=8", "student.glnn.hidden=12")))
+
+    def widths(name):
+        model = load_trained(out, 0, name)  # rebuilt from the run's config.yaml
+        return {m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)}
+
+    assert 8 in widths("fmlp-s") and 16 not in widths("fmlp-s")
+    assert 12 in widths("glnn") and 16 not in widths("glnn")
+    assert 16 in widths("fmlp-o") and 16 in widths("mlp")  # the shared student.hidden

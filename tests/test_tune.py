@@ -61,8 +61,9 @@ def test_tune_cli_creates_resumes_and_writes_a_preset_run_accepts(tmp_path, caps
     assert settings["student"]["names"] == ["fmlp-s"]
     assert "epochs" not in settings["teacher"]  # the tuning cap is not part of the preset
     best = max((t for t in again.trials if t.value is not None), key=lambda t: t.value)
-    for key, value in best.params.items():
-        assert get(settings, key) == value
+    for key, value in best.params.items():  # one tuned student: they are its own settings
+        assert get(settings, key.replace("student.", "student.fmlp-s.", 1)) == value
+    assert set(settings["student"]) == {"names", "fmlp-s"}
     resolve(SPEC, config_file=preset)  # a valid configuration
 
     run_argv = ["run", "--dataset", SPEC, "--config", str(preset), "--seeds", "1",
@@ -219,6 +220,16 @@ def test_search_restricts_the_space_to_the_named_groups_and_keys():
     with pytest.raises(ConfigError, match="nothing to search"):
         search_space("spectral", ["fmlp-s"], only=["student.feature_dropout"])
     assert main(["tune", "--dataset", SPEC, "--trials", "1", "--search", "nosuch"]) == 2
+
+
+def test_a_setting_every_tuned_student_fixes_for_itself_is_not_searched():
+    def searched(students, fixed):
+        return "student.lam" in {p.key for p in search_space("gcn", students, fixed=fixed)}
+
+    assert not searched(["fmlp-c"], {"student.fmlp-c.lam"})
+    assert searched(["fmlp-c", "fmlp-s"], {"student.fmlp-c.lam"})  # fmlp-s still draws it
+    assert not searched(["mlp"], {"student.mlp.lam"})  # tuned `mlp` is GLNN: reads `mlp`
+    assert searched(["fmlp-c"], {"student.fmlp-s.lam"})
 
 
 def test_a_student_only_study_trains_each_folds_teacher_once(monkeypatch):

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from framekd.errors import ConfigError
 from framekd.framelets import FrameletSpec
 from framekd.models.registry import STUDENTS as _STUDENT_MODELS
 from framekd.models.registry import TEACHERS as _TEACHER_MODELS
+from framekd.models.registry import model_name
 
 TEACHERS = tuple(_TEACHER_MODELS)
 STUDENTS = tuple(_STUDENT_MODELS)
@@ -104,18 +105,50 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[str, Any]:
+#: What one student may set for itself under ``student.<name>`` (``glnn``: the distilled
+#: MLP; ``mlp`` holds for both MLPs), over the ``student`` settings shared by all.
+PER_STUDENT_KEYS = ("hidden", "dropout", "feature_dropout", "lr", "weight_decay", "epochs",
+                    "patience", "lam", "temperature")
+STUDENT_SECTIONS = (*STUDENTS, "glnn")
+
+
+def student_sections(name: str) -> tuple[str, ...]:
+    """The ``student.<section>`` mappings that hold for student ``name``, later ones
+    winning: GLNN reads ``mlp`` and then ``glnn``."""
+    key = model_name(name)
+    return ("mlp", "glnn") if key == "glnn" else (key,)
+
+
+def _open_key(path: tuple[str, ...], key: str) -> bool:
+    """Whether ``key`` may be added under ``path`` although the defaults lack it: a
+    student's own section, or a setting inside one."""
+    if path == ("student",):
+        return key in STUDENT_SECTIONS
+    return len(path) == 2 and path[0] == "student" and path[1] in STUDENT_SECTIONS \
+        and key in PER_STUDENT_KEYS
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str,
+           path: tuple[str, ...] = ()) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in update.items():
+        if key not in out and _open_key(path, key):
+            out[key] = {} if len(path) == 1 else None
         if key not in out:
+            if len(path) == 2 and path[0] == "student":
+                known = ", ".join(PER_STUDENT_KEYS)
+                raise ConfigError(f"unknown setting '{key}' for student {path[1]} in {where}; "
+                                  f"a student may set: {known}")
             known = ", ".join(sorted(out))
+            if path == ("student",):
+                known += "; per student: " + ", ".join(STUDENT_SECTIONS)
             raise ConfigError(f"unknown configuration key '{key}' in {where}; known keys: {known}")
         if isinstance(out[key], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(
                     f"configuration key '{key}' in {where} must be a mapping, got {value!r}"
                 )
-            out[key] = _merge(out[key], value, f"{where} [{key}]")
+            out[key] = _merge(out[key], value, f"{where} [{key}]", (*path, key))
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -254,7 +287,13 @@ class TeacherSpec:
 
 @dataclass(frozen=True)
 class StudentSpec:
-    """The ``student`` section: which students, their width and distillation settings."""
+    """The ``student`` section: which students, their width and distillation settings.
+
+    The settings are shared by every student unless one sets its own under
+    ``student.<name>`` (``student: {fmlp-c: {lam: 0.9}}``, ``--set student.fmlp-c.lam=0.9``);
+    :meth:`for_model` gives one student's settings. ``mlp`` holds for the label-only MLP and
+    for GLNN, ``glnn`` for GLNN alone, on top of ``mlp``.
+    """
 
     names: tuple[str, ...]
     hidden: int
@@ -267,27 +306,45 @@ class StudentSpec:
     temperature: float
     batch_size: int | None
     feature_dropout: float = 0.5
+    #: ``{student: {setting: value}}``: the settings a student sets for itself.
+    own: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def from_dict(cls, s: Mapping[str, Any]) -> StudentSpec:
+    def from_dict(cls, s: Mapping[str, Any], section: str = "student") -> StudentSpec:
         names = s["names"]
         _check(isinstance(names, list) and len(names) > 0,
-               "student.names must be a non-empty list, e.g. [mlp, fmlp-s, fmlp-o]")
+               f"{section}.names must be a non-empty list, e.g. [mlp, fmlp-s, fmlp-o]")
         for name in names:
             _check(name in STUDENTS, f"unknown student {name!r}; use {', '.join(STUDENTS)}")
-        lam = _number(s["lam"], "student.lam")
-        _check(0.0 <= lam <= 1.0, f"student.lam must be in [0, 1], got {s['lam']!r}")
-        temperature = _number(s["temperature"], "student.temperature")
-        _check(temperature > 0, "student.temperature must be positive")
-        feature_dropout = _number(s["feature_dropout"], "student.feature_dropout")
+        lam = _number(s["lam"], f"{section}.lam")
+        _check(0.0 <= lam <= 1.0, f"{section}.lam must be in [0, 1], got {s['lam']!r}")
+        temperature = _number(s["temperature"], f"{section}.temperature")
+        _check(temperature > 0, f"{section}.temperature must be positive")
+        feature_dropout = _number(s["feature_dropout"], f"{section}.feature_dropout")
         _check(0.0 <= feature_dropout < 1.0,
-               f"student.feature_dropout must be in [0, 1), got {s['feature_dropout']!r}")
+               f"{section}.feature_dropout must be in [0, 1), got {s['feature_dropout']!r}")
         batch = s["batch_size"]
         _check(batch is None or (isinstance(batch, int) and not isinstance(batch, bool)
                                  and batch > 0),
-               "student.batch_size must be a positive integer or null (full batch)")
-        return cls(names=tuple(names), lam=lam, temperature=temperature, batch_size=batch,
-                   feature_dropout=feature_dropout, **_training(s, "student"))
+               f"{section}.batch_size must be a positive integer or null (full batch)")
+        own = {name: dict(s[name]) for name in STUDENT_SECTIONS if s.get(name)}
+        spec = cls(names=tuple(names), lam=lam, temperature=temperature, batch_size=batch,
+                   feature_dropout=feature_dropout, own=own, **_training(s, section))
+        for name in own:  # each student's own settings, checked once here
+            spec.for_model(name)
+        return spec
+
+    def for_model(self, name: str) -> StudentSpec:
+        """The settings of student ``name`` (``glnn`` for the distilled MLP): the shared
+        ones with the student's own on top."""
+        layers = student_sections(name)
+        mine = {k: v for layer in layers for k, v in self.own.get(layer, {}).items()}
+        if not mine:
+            return self
+        base = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "own"}
+        merged = {**base, **mine, "names": list(self.names)}
+        spec = StudentSpec.from_dict(merged, section=f"student.{layers[-1]}")
+        return replace(spec, own=self.own)
 
 
 @dataclass(frozen=True)

@@ -244,11 +244,11 @@ def _distil(
     from framekd.distill import distill_student, predict_student
     from framekd.models import student_from_config
 
-    s = rc.student
+    s = rc.student.for_model(name)
     torch.manual_seed(seed)
     student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
                                   knowledge_shape=knowledge.shape).to(data.x.device)
-    k = None if name == "mlp" else knowledge
+    k = None if name in ("mlp", DISTILLED_MLP) else knowledge
     res = distill_student(
         student, data, k, teacher_logp, split,
         lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
@@ -299,7 +299,7 @@ def _train_all(
             name_out = DISTILLED_MLP
         else:
             name_out = name
-        model, row, g = _distil(name, data, knowledge, out.teacher_logp, split, rc, seed,
+        model, row, g = _distil(name_out, data, knowledge, out.teacher_logp, split, rc, seed,
                                 progress, distill_nodes=distill_nodes)
         out.models[name_out] = (model, {"role": "student", **row})
         if g is not None:

@@ -55,6 +55,7 @@ from framekd.distributed.shard import Shard, cached_sharded_knowledge, gather_ro
 from framekd.distributed.train import distill_ddp, reduced_max
 from framekd.errors import ConfigError
 from framekd.framelets import FrameletOperator
+from framekd.models.registry import DISTILLED_MLP
 
 #: Seed status broadcast by rank 0: finished (skip), to run, held by another process.
 _DONE, _RUN, _BUSY = 0, 1, 2
@@ -100,12 +101,12 @@ def _distil(name: str, data: Data, shard: Shard, knowledge: Tensor,
     from framekd.models import student_from_config
     from framekd.timing import median_time
 
-    s, dev = rc.student, data.x.device
+    s, dev = rc.student.for_model(name), data.x.device
     torch.manual_seed(seed)
     student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
                                   knowledge_shape=full_shape).to(dev)
     x, y = data.x[shard.lo:shard.hi], data.y[shard.lo:shard.hi]
-    k = None if name == "mlp" else knowledge
+    k = None if name in ("mlp", DISTILLED_MLP) else knowledge
     res = distill_ddp(student, x, y, k, logp, split, shard,
                       lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
                       weight_decay=s.weight_decay, epochs=s.epochs, patience=s.patience,
@@ -131,7 +132,6 @@ def run_seed_distributed(
     seed; rank 0 writes ``seed_dir`` as :func:`framekd.experiment.run_seed` does and returns
     the :class:`~framekd.results.SeedResult` (the other ranks return ``None``)."""
     from framekd.experiment import _save_seed, _train_teacher, _Trained
-    from framekd.models.registry import DISTILLED_MLP
     from framekd.results import SeedResult
     from framekd.splits import make_split
 
@@ -156,7 +156,7 @@ def run_seed_distributed(
             out_name = DISTILLED_MLP
         else:
             out_name = name
-        model, row, gates = _distil(name, *args)
+        model, row, gates = _distil(out_name, *args)
         trained.models[out_name] = (model, row)
         if gates is not None:
             trained.gates[out_name] = gates

@@ -142,8 +142,9 @@ def student_from_config(
     name: str, cfg: RunConfig, in_channels: int, out_channels: int, *,
     knowledge_shape: tuple[int, ...] | torch.Size | None = None,
 ) -> nn.Module:
-    """Student ``name`` (``glnn`` is the MLP) with the run's settings."""
-    s = cfg.student
+    """Student ``name`` (``glnn`` is the MLP) with the run's settings (its own, where it
+    sets them: :meth:`~framekd.config.StudentSpec.for_model`)."""
+    s = cfg.student.for_model(name)
     kw: dict[str, Any] = {"hidden_channels": s.hidden, "dropout": s.dropout}
     if model_name(name) == "fmlp-c":
         kw["feature_dropout"] = s.feature_dropout

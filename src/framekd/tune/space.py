@@ -13,8 +13,9 @@ distribution, and the group that decides when it is searched:
 * ``student``: the distillation settings, when students are tuned;
 * ``sdrf``: the SDRF settings, with ``--rewire sdrf``.
 
-A setting the user fixes (``--set`` / ``--config``) is never searched. The knowledge
-powers are ``teacher.layers`` (one power per teacher layer).
+A setting the user fixes (``--set`` / ``--config``) is never searched; a student setting
+counts as fixed when every tuned student sets it for itself (``student.fmlp-c.lam``). The
+knowledge powers are ``teacher.layers`` (one power per teacher layer).
 """
 
 from __future__ import annotations
@@ -150,6 +151,25 @@ def uses_knowledge(students: Iterable[str]) -> bool:
     return any(s != "mlp" for s in students)
 
 
+def tuned_student(name: str) -> str:
+    """The model a tuned student ``name`` is: ``mlp`` tuned is the distilled MLP (GLNN)."""
+    from framekd.models.registry import DISTILLED_MLP
+
+    return DISTILLED_MLP if name == "mlp" else name
+
+
+def _fixed_by_students(key: str, students: tuple[str, ...], fixed: set[str]) -> bool:
+    """Whether every one of ``students`` sets the student setting ``key`` for itself."""
+    from framekd.config import student_sections
+
+    if not students or not key.startswith("student."):
+        return False
+    setting = key[len("student."):]
+    return all(any(f"student.{section}.{setting}" in fixed
+                   for section in student_sections(tuned_student(name)))
+               for name in students)
+
+
 def search_space(
     teacher: str, students: Iterable[str] = (), *, sdrf: bool = False,
     fixed: Iterable[str] = (), space: Iterable[Param] = SEARCH_SPACE,
@@ -178,7 +198,7 @@ def search_space(
     for p in space:
         if p.group not in active:
             raise ValueError(f"search parameter {p.key}: unknown group {p.group!r}")
-        if not active[p.group] or p.key in fixed:
+        if not active[p.group] or p.key in fixed or _fixed_by_students(p.key, students, fixed):
             continue
         if p.key == "teacher.hidden" and teacher in getattr(registry, "NO_HIDDEN", ()):
             continue

@@ -32,7 +32,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from framekd.errors import ConfigError
-from framekd.tune.space import flatten, nest
+from framekd.tune.space import flatten, nest, tuned_student
 from framekd.tune.trials import TuneSetup
 
 STUDY_FILE = "study.db"
@@ -307,7 +307,11 @@ def _ordered(nested: Mapping[str, Any]) -> dict[str, Any]:
 
 def preset_settings(trial: FrozenTrial, setup: TuneSetup) -> dict[str, Any]:
     """The preset of ``trial``: what was tuned (teacher, students, protocol, rewiring),
-    the user's fixed settings and the trial's drawn settings, nested by section."""
+    the user's fixed settings and the trial's drawn settings, nested by section.
+
+    The student settings of a study that tuned one student are written as that student's
+    own (``student.fmlp-c.lam``), so a run with more students keeps theirs.
+    """
     flat: dict[str, Any] = flatten(copy.deepcopy(setup.fixed))
     flat["teacher.name"] = setup.teacher
     if setup.students:
@@ -315,7 +319,12 @@ def preset_settings(trial: FrozenTrial, setup: TuneSetup) -> dict[str, Any]:
     flat["protocol"] = setup.protocol
     if setup.sdrf:
         flat["rewire.method"] = "sdrf"
-    flat.update(trial.params)
+    params = dict(trial.params)
+    if len(setup.students) == 1:
+        own = tuned_student(setup.students[0])
+        params = {f"student.{own}.{key[8:]}" if key.startswith("student.") else key: value
+                  for key, value in params.items()}
+    flat.update(params)
     return _ordered(nest(flat))
 
 

@@ -48,6 +48,7 @@ from torch import Tensor
 
 from framekd.config import RunConfig, load_yaml, parse_overrides, resolve
 from framekd.errors import ConfigError, FramekdError
+from framekd.models.registry import DISTILLED_MLP
 from framekd.splits import make_split
 from framekd.tune.space import (
     SEARCH_SPACE,
@@ -58,6 +59,7 @@ from framekd.tune.space import (
     put,
     search_space,
     suggest,
+    tuned_student,
     uses_knowledge,
 )
 
@@ -133,7 +135,7 @@ class TuneSetup:
 
 
 def _student_names(students: str | Iterable[str] | None) -> tuple[str, ...]:
-    from framekd.models.registry import DISTILLED_MLP, STUDENTS, model_name
+    from framekd.models.registry import STUDENTS, model_name
 
     if students is None:
         return ()
@@ -405,15 +407,17 @@ class Objective:
         if not self.setup.students:
             return res.val_score, res.val_score
         d, c = data.x.size(1), int(data.num_classes)
-        s = rc.student
         scores = []
         for name in self.setup.students:
+            name = tuned_student(name)
+            s = rc.student.for_model(name)
             torch.manual_seed(fold)
             shape = None if knowledge is None else knowledge.shape
             student = student_from_config(name, rc, d, c,
                                           knowledge_shape=shape).to(self.device)
             sres = distill_student(
-                student, data, None if name == "mlp" else knowledge, res.log_probs, split,
+                student, data, None if name == DISTILLED_MLP else knowledge, res.log_probs,
+                split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                 epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=fold,
                 metric=rc.metric, distill_nodes=distill_nodes,
