@@ -1,0 +1,101 @@
+"""A study's best trial against the configuration's own settings on folds the study never saw.
+
+``framekd tune --folds 5`` selects on the validation nodes of splits 0..4. This scores the
+best trial of a study and the configuration's own settings (the study's first, queued
+trials) with the study's own objective (``framekd.tune.objective``: mean validation score;
+in the inductive setting the students are distilled without the validation nodes) on every
+split 0..FOLDS-1, so splits 5..9 read as validation data neither was chosen on. With
+several default trials (``teacher.smooth: auto``: one per mode) the default of each fold is
+the mode with the best validation score there, as a run's ``auto`` decides. Test labels are
+never read. A study that tuned only student settings trains each fold's teacher once.
+
+Usage (the settings of the study's own ``framekd tune`` command)::
+
+    FRAMEKD_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/heldout_folds.py \
+        --study runs/tune/chameleon-preset-ind-fmlpc --dataset chameleon --protocol geom \
+        --setting inductive --students fmlp-c --search student --folds 10 \
+        --csv benchmarks/results/heldout/chameleon-ind-fmlpc.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+import optuna
+
+from _env import environment
+from framekd.tune import best_trial, default_trials, objective, storage_url
+
+HALVES = {"0..4": range(0, 5), "5..9": range(5, 10)}
+
+
+def fold_values(obj, params: dict) -> list[float]:
+    """The objective's per-fold validation scores for fixed ``params``."""
+    trial = optuna.trial.FixedTrial(params)
+    value = obj(trial)
+    if value != value:  # nan: a failed trial
+        raise SystemExit(f"the settings failed: {trial.user_attrs.get('fail_reason')}")
+    return list(trial.user_attrs["fold_values"])
+
+
+def halves(values: list[float]) -> str:
+    parts = [f"{name} {100 * statistics.fmean(values[i] for i in r if i < len(values)):.2f}"
+             for name, r in HALVES.items() if r.start < len(values)]
+    return f"all {100 * statistics.fmean(values):.2f} ({' / '.join(parts)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", required=True, help="the study's folder or storage URL")
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--teacher", default=None)
+    ap.add_argument("--students", default="")
+    ap.add_argument("--protocol", default=None)
+    ap.add_argument("--setting", default=None, choices=(None, "transductive", "inductive"))
+    ap.add_argument("--search", default=None)
+    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None, help="the study's --epochs cap")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="the study's --set settings (repeatable)")
+    ap.add_argument("--trial", type=int, default=None, help="this trial instead of the best")
+    ap.add_argument("--csv", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    storage = storage_url(args.study)
+    names = optuna.get_all_study_names(storage)
+    if len(names) != 1:
+        raise SystemExit(f"{storage} holds {len(names)} studies; expected one")
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    chosen = best_trial(study) if args.trial is None else study.trials[args.trial]
+    overrides = [*args.set, *([f"setting={args.setting}"] if args.setting else [])]
+    obj = objective(args.dataset, teacher=args.teacher, students=args.students,
+                    protocol=args.protocol, folds=args.folds, search=args.search,
+                    epochs=args.epochs, overrides=overrides)
+    print(environment())
+    print(f"study {names[0]}: trial {chosen.number} ({chosen.value:.4f} on its folds)")
+    rows = []
+    defaults = [fold_values(obj, p) for p in default_trials(obj.setup)]
+    default = [max(vals) for vals in zip(*defaults, strict=True)]
+    tuned = fold_values(obj, dict(chosen.params))
+    for label, values in (("default", default), (f"trial {chosen.number}", tuned)):
+        print(f"{label}: {halves(values)}")
+        print("  " + " ".join(f"{100 * v:.2f}" for v in values))
+        rows += [{"study": names[0], "settings": label, "fold": i, "val": f"{v:.6f}"}
+                 for i, v in enumerate(values)]
+    if args.csv is not None:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.csv.with_suffix(".tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(args.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
