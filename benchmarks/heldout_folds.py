@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import sys
 from pathlib import Path
 
@@ -29,8 +28,7 @@ import optuna
 
 from _env import environment
 from framekd.tune import best_trial, default_trials, objective, storage_url
-
-HALVES = {"0..4": range(0, 5), "5..9": range(5, 10)}
+from seed_halves import halves
 
 
 def fold_values(obj, params: dict) -> list[float]:
@@ -40,12 +38,6 @@ def fold_values(obj, params: dict) -> list[float]:
     if value != value:  # nan: a failed trial
         raise SystemExit(f"the settings failed: {trial.user_attrs.get('fail_reason')}")
     return list(trial.user_attrs["fold_values"])
-
-
-def halves(values: list[float]) -> str:
-    parts = [f"{name} {100 * statistics.fmean(values[i] for i in r if i < len(values)):.2f}"
-             for name, r in HALVES.items() if r.start < len(values)]
-    return f"all {100 * statistics.fmean(values):.2f} ({' / '.join(parts)})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     default = [max(vals) for vals in zip(*defaults, strict=True)]
     tuned = fold_values(obj, dict(chosen.params))
     for label, values in (("default", default), (f"trial {chosen.number}", tuned)):
-        print(f"{label}: {halves(values)}")
+        print(f"{label}: {halves({i: 100 * v for i, v in enumerate(values)})}")
         print("  " + " ".join(f"{100 * v:.2f}" for v in values))
         rows += [{"study": names[0], "settings": label, "fold": i, "val": f"{v:.6f}"}
                  for i, v in enumerate(values)]

@@ -47,7 +47,7 @@ from framekd.framelets import FrameletOperator, framelet_operator
 from framekd.inductive import PROD_WEIGHTS, UNSEEN_FRACTION
 from framekd.io import load_tensors, read_json, save_tensors, write_json, write_text
 from framekd.knowledge import KnowledgeSpec
-from framekd.models.registry import DISTILLED_MLP
+from framekd.models.registry import DISTILLED_MLP, reads_knowledge
 from framekd.results import (  # noqa: F401 - part of this module's public API
     CLAIM_FILE,
     SEED_METRICS,
@@ -248,7 +248,7 @@ def _distil(
     torch.manual_seed(seed)
     student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
                                   knowledge_shape=knowledge.shape).to(data.x.device)
-    k = None if name in ("mlp", DISTILLED_MLP) else knowledge
+    k = knowledge if reads_knowledge(name) else None
     res = distill_student(
         student, data, k, teacher_logp, split,
         lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
@@ -451,7 +451,7 @@ def run_seed_inductive(
             row["inference_seconds"] = median_time(lambda m=full: predict_teacher(m, data),
                                                    **timing)
         else:
-            k = None if name in ("mlp", DISTILLED_MLP) else k_test
+            k = k_test if reads_knowledge(name) else None
             out = predict_student(model, xs, k, batch_size=batch)
             logits = out.logits
             if out.gates is not None:

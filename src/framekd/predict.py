@@ -304,9 +304,9 @@ class Predictor:
     @property
     def uses_knowledge(self) -> bool:
         """Whether the model reads knowledge rows (FMLP-S / FMLP-O)."""
-        from framekd.models.registry import DISTILLED_MLP
+        from framekd.models.registry import reads_knowledge
 
-        return not self.is_teacher and self.name not in ("mlp", DISTILLED_MLP)
+        return not self.is_teacher and reads_knowledge(self.name)
 
     @property
     def training_nodes(self) -> int:

@@ -55,7 +55,7 @@ from framekd.distributed.shard import Shard, cached_sharded_knowledge, gather_ro
 from framekd.distributed.train import distill_ddp, reduced_max
 from framekd.errors import ConfigError
 from framekd.framelets import FrameletOperator
-from framekd.models.registry import DISTILLED_MLP
+from framekd.models.registry import DISTILLED_MLP, reads_knowledge
 
 #: Seed status broadcast by rank 0: finished (skip), to run, held by another process.
 _DONE, _RUN, _BUSY = 0, 1, 2
@@ -106,7 +106,7 @@ def _distil(name: str, data: Data, shard: Shard, knowledge: Tensor,
     student = student_from_config(name, rc, data.x.size(1), int(data.num_classes),
                                   knowledge_shape=full_shape).to(dev)
     x, y = data.x[shard.lo:shard.hi], data.y[shard.lo:shard.hi]
-    k = None if name in ("mlp", DISTILLED_MLP) else knowledge
+    k = knowledge if reads_knowledge(name) else None
     res = distill_ddp(student, x, y, k, logp, split, shard,
                       lam=s.lam if lam is None else lam, T=s.temperature, lr=s.lr,
                       weight_decay=s.weight_decay, epochs=s.epochs, patience=s.patience,

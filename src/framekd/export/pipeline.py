@@ -77,7 +77,7 @@ def export_student(
             an exported model does not reproduce the PyTorch outputs within ``atol``.
         ConfigError: an unknown model name, format or opset.
     """
-    from framekd.models.registry import DISTILLED_MLP, TEACHERS, model_name
+    from framekd.models.registry import TEACHERS, model_name, reads_knowledge
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     name = model_name(model)
@@ -95,7 +95,7 @@ def export_student(
 
     run = _load_run(run_dir, seed, name)
     student = run["model"]
-    uses_knowledge = name not in ("mlp", DISTILLED_MLP)
+    uses_knowledge = reads_knowledge(name)
     data, full_knowledge, kmode = _graph_and_knowledge(run, uses_knowledge, knowledge, data,
                                                        cache_dir)
     test = run["test"]

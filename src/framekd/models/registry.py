@@ -61,6 +61,12 @@ def model_name(name: str) -> str:
     return ALIASES.get(key, key)
 
 
+def reads_knowledge(name: str) -> bool:
+    """Whether student ``name`` reads the graph knowledge: every student but the MLPs
+    (``mlp``, and ``glnn``, the MLP distilled)."""
+    return model_name(name) not in ("mlp", DISTILLED_MLP)
+
+
 def build_teacher(name: str, in_channels: int, out_channels: int, **cfg: Any) -> nn.Module:
     """Build a teacher by name: ``spatial``, ``simplified``, ``gcn``, ``sage`` or ``gat``.
 
@@ -148,6 +154,6 @@ def student_from_config(
     kw: dict[str, Any] = {"hidden_channels": s.hidden, "dropout": s.dropout}
     if model_name(name) == "fmlp-c":
         kw["feature_dropout"] = s.feature_dropout
-    if model_name(name) not in ("mlp", DISTILLED_MLP):
+    if reads_knowledge(name):
         kw["knowledge_shape"] = tuple(knowledge_shape) if knowledge_shape is not None else None
     return build_student(name, in_channels, out_channels, **kw)

@@ -148,7 +148,9 @@ def put(cfg: dict[str, Any], key: str, value: Any) -> None:
 
 def uses_knowledge(students: Iterable[str]) -> bool:
     """Whether any of ``students`` reads the graph knowledge (every student but ``mlp``)."""
-    return any(s != "mlp" for s in students)
+    from framekd.models.registry import reads_knowledge
+
+    return any(reads_knowledge(s) for s in students)
 
 
 def tuned_student(name: str) -> str:

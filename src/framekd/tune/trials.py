@@ -48,7 +48,7 @@ from torch import Tensor
 
 from framekd.config import RunConfig, load_yaml, parse_overrides, resolve
 from framekd.errors import ConfigError, FramekdError
-from framekd.models.registry import DISTILLED_MLP
+from framekd.models.registry import DISTILLED_MLP, reads_knowledge
 from framekd.splits import make_split
 from framekd.tune.space import (
     SEARCH_SPACE,
@@ -416,7 +416,7 @@ class Objective:
             student = student_from_config(name, rc, d, c,
                                           knowledge_shape=shape).to(self.device)
             sres = distill_student(
-                student, data, None if name == DISTILLED_MLP else knowledge, res.log_probs,
+                student, data, knowledge if reads_knowledge(name) else None, res.log_probs,
                 split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                 epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=fold,
