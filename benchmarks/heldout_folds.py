@@ -9,6 +9,10 @@ several default trials (``teacher.smooth: auto``: one per mode) the default of e
 the mode with the best validation score there, as a run's ``auto`` decides. Test labels are
 never read. A study that tuned only student settings trains each fold's teacher once.
 
+The last line is the shipping bar for a study's settings: ahead of the defaults on the mean
+of the splits the study never saw **and behind on none of them**. A mean alone can be two
+validation nodes on a small graph (Cornell, BENCHMARKS.md §9.9).
+
 Usage (the settings of the study's own ``framekd tune`` command)::
 
     FRAMEKD_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/heldout_folds.py \
@@ -38,6 +42,22 @@ def fold_values(obj, params: dict) -> list[float]:
     if value != value:  # nan: a failed trial
         raise SystemExit(f"the settings failed: {trial.user_attrs.get('fail_reason')}")
     return list(trial.user_attrs["fold_values"])
+
+
+def verdict(default: list[float], tuned: list[float], seen: int) -> str:
+    """Ahead / level / behind counts of ``tuned`` on the splits ``seen..`` and the bar."""
+    pairs = list(zip(default, tuned, strict=True))[seen:]
+    if not pairs:
+        return "no split beyond the study's folds: nothing held out"
+    diff = [t - d for d, t in pairs]
+    ahead = sum(x > 1e-9 for x in diff)
+    behind = sum(x < -1e-9 for x in diff)
+    gain = 100 * sum(diff) / len(diff)
+    ok = gain > 0 and behind == 0
+    return (f"splits {seen}..{len(default) - 1} (never seen by the study): ahead on {ahead}, "
+            f"level on {len(diff) - ahead - behind}, behind on {behind}; mean {gain:+.2f} "
+            f"points: {'passes' if ok else 'does not pass'} the bar (ahead on the mean, "
+            "behind on none)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + " ".join(f"{100 * v:.2f}" for v in values))
         rows += [{"study": names[0], "settings": label, "fold": i, "val": f"{v:.6f}"}
                  for i, v in enumerate(values)]
+    print(verdict(default, tuned, len(chosen.user_attrs.get("fold_values") or [])))
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.csv.with_suffix(".tmp")
