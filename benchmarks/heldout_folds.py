@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + " ".join(f"{100 * v:.2f}" for v in values))
         rows += [{"study": names[0], "settings": label, "fold": i, "val": f"{v:.6f}"}
                  for i, v in enumerate(values)]
-    print(verdict(default, tuned, len(chosen.user_attrs.get("fold_values") or [])))
+    # The study's folds are the best trial's: a pruned --trial ran fewer.
+    seen = len(best_trial(study).user_attrs.get("fold_values") or [])
+    print(verdict(default, tuned, seen))
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.csv.with_suffix(".tmp")

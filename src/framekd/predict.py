@@ -303,7 +303,7 @@ class Predictor:
 
     @property
     def uses_knowledge(self) -> bool:
-        """Whether the model reads knowledge rows (FMLP-S / FMLP-O)."""
+        """Whether the model reads knowledge rows (the framelet students)."""
         from framekd.models.registry import reads_knowledge
 
         return not self.is_teacher and reads_knowledge(self.name)

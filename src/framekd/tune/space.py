@@ -147,7 +147,7 @@ def put(cfg: dict[str, Any], key: str, value: Any) -> None:
 
 
 def uses_knowledge(students: Iterable[str]) -> bool:
-    """Whether any of ``students`` reads the graph knowledge (every student but ``mlp``)."""
+    """Whether any of ``students`` reads the graph knowledge (every student but the MLPs)."""
     from framekd.models.registry import reads_knowledge
 
     return any(reads_knowledge(s) for s in students)
