@@ -12,7 +12,7 @@ import torch
 
 from framekd import CheckpointError, ConfigError
 from framekd.cli import main
-from framekd.config import resolve
+from framekd.config import DEFAULTS, resolve
 from framekd.experiment import CLAIM_FILE, claim_seed, load_trained, run_experiment
 from helpers import run_together, spy
 
@@ -216,7 +216,7 @@ def test_shipped_presets_are_valid_and_overridable():
     cfg = resolve("physics", overrides=["student.batch_size=null"])
     assert cfg["student"]["batch_size"] is None
     for name in ("photo", "computers"):  # the Amazon presets lower only the learning rate
-        teacher, default = resolve(name)["teacher"], resolve("cora")["teacher"]
+        teacher, default = resolve(name)["teacher"], DEFAULTS["teacher"]
         assert teacher["lr"] == 0.005 and default["lr"] == 0.01
         assert {k: v for k, v in teacher.items() if k != "lr"} == {
             k: v for k, v in default.items() if k != "lr"}
