@@ -369,6 +369,38 @@ def test_a_killed_processs_trial_is_failed_when_the_study_is_opened_again(tmp_pa
     assert counts(open_study(setup, tmp_path / "s"))["running"] == 1
 
 
+def test_processes_with_different_seeds_draw_different_trials(tmp_path):
+    """Two processes sharing a study draw different settings when their seeds differ, even
+    where ``seed + known trials`` coincides (``--seed 3`` opening at 4 trials, ``--seed 2``
+    at 5: once the same stream, and while TPE was still drawing at random both processes
+    ran the same trials); a fresh study with the same seed repeats its draws."""
+    import warnings
+
+    from framekd.tune import make_setup
+
+    setup = make_setup(SPEC, teacher="gcn", folds=1, epochs=3)
+    x = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+
+    def finish_one(study):  # a trial another process has finished
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=x,
+                                                  value=0.5))
+
+    def draw(study) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Optuna's heartbeat notice
+            return study.ask(x).params["x"]
+
+    shared = open_study(setup, tmp_path / "shared", seed=3)
+    for _ in range(4):  # fewer than TPE's 10 random start-up trials
+        finish_one(shared)
+    third = open_study(setup, tmp_path / "shared", seed=3)  # 4 trials known
+    finish_one(shared)
+    second = open_study(setup, tmp_path / "shared", seed=2)  # 5 trials known
+    assert draw(third) != draw(second)
+    fresh = [draw(open_study(setup, tmp_path / f"fresh{i}", seed=5)) for i in range(2)]
+    assert fresh[0] == fresh[1]
+
+
 def test_sigterm_stops_the_study_like_ctrl_c(tmp_path, monkeypatch, capsys):
     """SIGTERM (a batch system's time limit) during a trial: that trial is recorded as
     failed, the finished ones are kept, the best preset is written, exit status 143."""

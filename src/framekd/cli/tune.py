@@ -68,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="split protocol (default: the configuration's, fgkd)")
     p.add_argument("--folds", type=int, default=3, metavar="K",
                    help="splits per trial, seeds 0..k-1 (default 3)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="sampler seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="sampler seed (default 0); give each process that shares a study "
+                   "its own")
     p.add_argument("--epochs", type=int, metavar="E",
                    help="cap on teacher and student epochs while tuning (default: the "
                    "configuration's; not written to the preset)")

@@ -3,11 +3,14 @@
 A study lives in an Optuna storage: ``--study DIR`` is the SQLite file ``DIR/study.db``;
 anything containing ``://`` is an Optuna storage URL (``sqlite:///...``,
 ``postgresql://...``). ``create_study(load_if_exists=True)`` makes a re-run continue the
-study and lets several processes share it. The sampler is TPE seeded with ``seed`` plus the
-number of trials the study already holds (a fresh study with the same seed repeats its
-trials; a resumed one does not redraw its first ones); the pruner is the median pruner on
-the running mean after each fold. A new study first runs the configuration's own settings
-(:func:`enqueue_defaults`), so its best trial is never below them on validation.
+study and lets several processes share it. The sampler is TPE seeded from the pair
+(``seed``, number of trials the study already holds): a fresh study with the same seed
+repeats its trials, a resumed one does not redraw its first ones, and processes given
+different seeds draw different trials whenever they open the study (a sum ``seed + known``
+gave ``--seed 3`` opening at 9 trials the stream of ``--seed 2`` opening at 10); the pruner
+is the median pruner on the running mean after each fold. A new study first runs the
+configuration's own settings (:func:`enqueue_defaults`), so its best trial is never below
+them on validation.
 
 A trial whose process dies (killed, out of memory, machine lost) would stay ``RUNNING`` in the
 storage for ever. Every trial of a storage-backed study therefore records a heartbeat every
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
@@ -90,6 +94,12 @@ def safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "study"
 
 
+def sampler_seed(seed: int, known: int) -> int:
+    """The TPE seed of a process opening a study with ``--seed seed`` at ``known`` trials:
+    a hash of the pair (NumPy's ``SeedSequence``), so distinct pairs give distinct streams."""
+    return int(np.random.SeedSequence([seed, known]).generate_state(1)[0])
+
+
 def open_study(
     setup: TuneSetup, study: str | Path | None = None, *, study_name: str | None = None,
     seed: int = 0, prune_startup: int = 5,
@@ -115,7 +125,7 @@ def open_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(first)
     known = len(first.get_trials(deepcopy=False))
-    sampler = optuna.samplers.TPESampler(seed=seed + known, constant_liar=True)
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, known), constant_liar=True)
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
 
 
