@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> None:
                           f"test {res.test_acc:.4f}", flush=True)
 
 
-def _auto(rows: list[dict], dataset: str) -> list[float]:
+def auto_test(rows: list[dict], dataset: str) -> list[float]:
     """Per seed, the test accuracy of whichever of the ``spectral smooth=`` rows of
     :data:`~framekd.models.spectral.AUTO_SMOOTH` has the best validation accuracy (the first
     on ties, as ``framekd run`` keeps the first); seeds missing a mode are left out."""
@@ -213,7 +213,7 @@ def table(args: argparse.Namespace) -> None:
                                statistics.pstdev(test) if len(test) > 1 else 0.0,
                                statistics.fmean(val), len(sel))
     for d in datasets:
-        auto = _auto(rows, d)
+        auto = auto_test(rows, d)
         if auto:
             test = [100 * t for t in auto]
             cells[d, AUTO] = (statistics.fmean(test),

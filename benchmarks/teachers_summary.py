@@ -34,19 +34,20 @@ from pathlib import Path
 
 import yaml
 
+from ablation_heterophily import DATASETS, auto_test
+
 RESULTS = Path(__file__).parent / "results"
 AUTO = "spectral auto"
-MODES = ("none", "low", "all")  # framekd.models.spectral.AUTO_SMOOTH, in its order
-#: dataset -> (protocol, CSV of its teacher rows)
+#: dataset -> CSV of its teacher rows (protocol: ``ablation_heterophily.DATASETS``)
 SMALL = {
-    "texas": ("geom", "ablation_heterophily.csv"),
-    "wisconsin": ("geom", "ablation_heterophily.csv"),
-    "cornell": ("geom", "ablation_heterophily.csv"),
-    "actor": ("geom", "teachers_table.csv"),
-    "chameleon": ("geom", "ablation_heterophily.csv"),
-    "squirrel": ("geom", "teachers_table.csv"),
-    "cora": ("fgkd", "teachers_table.csv"),
-    "citeseer": ("fgkd", "teachers_table.csv"),
+    "texas": "ablation_heterophily.csv",
+    "wisconsin": "ablation_heterophily.csv",
+    "cornell": "ablation_heterophily.csv",
+    "actor": "teachers_table.csv",
+    "chameleon": "ablation_heterophily.csv",
+    "squirrel": "teachers_table.csv",
+    "cora": "teachers_table.csv",
+    "citeseer": "teachers_table.csv",
 }
 LARGE = ("photo", "computers", "cs", "physics")
 #: dataset -> (CSV of the shipped preset's 10 seeds, the preset file it trained)
@@ -70,22 +71,13 @@ def _cell(values: list[float]) -> Cell:
     return statistics.fmean(pct), statistics.pstdev(pct), len(pct)
 
 
-def _rows(name: str, dataset: str) -> dict[str, dict[int, dict]]:
+def _rows(name: str, dataset: str) -> list[dict]:
     with (RESULTS / name).open() as f:
-        out: dict[str, dict[int, dict]] = {}
-        for r in csv.DictReader(f):
-            if r["dataset"] == dataset:
-                out.setdefault(r["variant"], {})[int(r["seed"])] = r
-    return out
+        return [r for r in csv.DictReader(f) if r["dataset"] == dataset]
 
 
-def _auto(rows: dict[str, dict[int, dict]]) -> list[float]:
-    """Per seed, the test accuracy of the smooth mode with the best validation accuracy
-    (the first on ties, as ``framekd run`` keeps the first)."""
-    modes = [rows.get(f"spectral smooth={m}", {}) for m in MODES]
-    seeds = sorted(set.intersection(*(set(m) for m in modes)))
-    return [float(max((m[s] for m in modes), key=lambda r: float(r["val"]))["test"])
-            for s in seeds]
+def _tests(rows: list[dict], variant: str) -> list[float]:
+    return [float(r["test"]) for r in rows if r["variant"] == variant]
 
 
 def _shipped_preset(dataset: str, preset: str) -> None:
@@ -99,10 +91,9 @@ def _shipped_preset(dataset: str, preset: str) -> None:
 
 
 def small(dataset: str) -> dict[str, Cell]:
-    rows = _rows(SMALL[dataset][1], dataset)
-    out = {v: _cell([float(r["test"]) for r in rows[v].values()])
-           for v in ("mlp", "gcn", "spatial")}
-    out[AUTO] = _cell(_auto(rows))
+    rows = _rows(SMALL[dataset], dataset)
+    out = {v: _cell(_tests(rows, v)) for v in ("mlp", "gcn", "spatial")}
+    out[AUTO] = _cell(auto_test(rows, dataset))
     return out
 
 
@@ -123,8 +114,7 @@ def shipped(dataset: str) -> Cell | None:
         return None
     name, preset = SHIPPED[dataset]
     _shipped_preset(dataset, preset)
-    rows = _rows(name, dataset)["tuned preset"]
-    return _cell([float(r["test"]) for r in rows.values()])
+    return _cell(_tests(_rows(name, dataset), "tuned preset"))
 
 
 def _verdict(c: Cell, bar: float) -> str:
@@ -146,8 +136,7 @@ def table() -> str:
         tuned = shipped(d)
         ref, margin = GOALS[d]
         bar = cells[ref][0] + margin
-
-        protocol = SMALL[d][0] if d in SMALL else "fgkd"
+        protocol = DATASETS[d]
         goal = f"≥ {ref.upper()}{f' − {-margin:.1f}' if margin else ''}"
         seeds = "/".join(sorted({str(c[2]) for c in cells.values()}))
         lines.append(
