@@ -94,8 +94,13 @@ def from_study(path: Path) -> list[str]:
             states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
         ends = [t.datetime_complete for t in trials if t.datetime_complete]
         wall = (max(ends) - min(t.datetime_start for t in trials)).total_seconds() / 60
+        first: dict[str, int] = {}
+        same = [(first.setdefault(repr(sorted(t.params.items())), t.number), t.number)
+                for t in trials]
+        same = [pair for pair in same if pair[0] != pair[1]]
         lines.append(f"{path} {summary.study_name}: {len(trials)} trials {states}, "
-                     f"{wall:.0f} min from the first start to the last end")
+                     f"{wall:.0f} min from the first start to the last end; trials with "
+                     f"another's settings: {same or 'none'}")
     return lines
 
 
