@@ -215,11 +215,12 @@ def test_shipped_presets_are_valid_and_overridable():
     assert resolve("physics")["student"]["batch_size"] == 4096
     cfg = resolve("physics", overrides=["student.batch_size=null"])
     assert cfg["student"]["batch_size"] is None
-    for name in ("photo", "computers"):  # the Amazon presets lower only the learning rate
-        teacher, default = resolve(name)["teacher"], DEFAULTS["teacher"]
-        assert teacher["lr"] == 0.005 and default["lr"] == 0.01
-        assert {k: v for k, v in teacher.items() if k != "lr"} == {
-            k: v for k, v in default.items() if k != "lr"}
+    teacher, default = resolve("photo")["teacher"], DEFAULTS["teacher"]
+    assert teacher["lr"] == 0.005 and default["lr"] == 0.01  # Photo's lowers only the lr
+    assert {k: v for k, v in teacher.items() if k != "lr"} == {
+        k: v for k, v in default.items() if k != "lr"}
+    # Computers' tuned teacher keeps the lr under the 0.01 that collapsed Amazon teachers.
+    assert resolve("computers")["teacher"]["lr"] < 0.01
 
 
 def test_auto_knowledge_mode_picks_features_when_small():
