@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
@@ -77,6 +78,7 @@ def speed_benchmark(
     new_repeats: int = 5,
     new_warmup: int = 1,
     rows_tol: float = 0.0,
+    dtypes: Sequence[str] = ("float32",),
 ) -> dict[str, Any]:
     """Time inference of ``models`` on ``dataset`` (untrained weights; see the module doc).
 
@@ -108,12 +110,21 @@ def speed_benchmark(
     ``rows_tol > 0`` makes the students' rows approximate (``knowledge_rows``'s ``tol``: the
     significant field instead of the exact one); the teachers stay exact.
 
+    ``dtypes``: the precisions the students are timed in (full graph and stored query; one
+    row per student and dtype, ``"dtype"`` in the row). A low-precision student is the
+    float32 one cast (``model.to(torch.bfloat16)``) and reads the features and the stored
+    knowledge cast once, before the clock starts; the sparse feature product stays float32
+    (:func:`framekd.models.sparse_input.linear`). Teachers run in float32 only (CPU has no
+    half-precision sparse products) and the new-node query times the float32 models only.
+    ``mlp_ratio`` is a row's full-graph time over the float32 MLP's.
+
     Returns ``{"dataset", "nodes", "edges", "device", "threads", "repeats", "warmup",
     "query_size", "query", "new_repeats", "new_warmup", "rows_tol", "knowledge_mode",
-    "knowledge_shape", "knowledge_seconds", "lookup_ms", "rows": [{"model", "role", "full_ms",
-    "query_ms", "setup_ms", "full_speedup", "query_speedup", "new_ms", "new_rows_ms",
-    "new_forward_ms", "new_speedup", "radius", "field_nodes"}]}`` where the speed-ups are
-    relative to the spatial teacher (``None`` for columns not measured).
+    "knowledge_shape", "knowledge_seconds", "lookup_ms", "dtypes", "rows": [{"model", "role",
+    "dtype", "full_ms", "query_ms", "setup_ms", "full_speedup", "query_speedup", "mlp_ratio",
+    "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius", "field_nodes"}]}``
+    where the speed-ups are relative to the spatial teacher (``None`` for columns not
+    measured).
     """
     from framekd.config import RunConfig, resolve
     from framekd.data import load_dataset
@@ -125,6 +136,7 @@ def speed_benchmark(
     if check_tol(rows_tol) > 0 and query == "stored":
         raise ConfigError("rows_tol (--rows-tol) approximates the knowledge rows of new nodes; "
                           "use it with query 'new' or 'both'")
+    low = _low_dtypes(dtypes)
     cfg = RunConfig.from_dict(resolve(str(dataset), overrides=list(overrides)))
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -149,9 +161,16 @@ def speed_benchmark(
         torch.manual_seed(seed)
         model, role = _build(name, data, cfg, knowledge.shape, operator)
         built[name] = (model.to(device).eval(), role)
+    timed = [(name, model, role, "float32", x, knowledge)
+             for name, (model, role) in built.items()]
+    for dt in low if query != "new" else ():
+        dtype = getattr(torch, dt)
+        x_low, k_low = x.to(dtype), knowledge.to(dtype)
+        timed += [(name, copy.deepcopy(model).to(dtype), role, dt, x_low, k_low)
+                  for name, (model, role) in built.items() if role == "student"]
     rows = []
-    for name, (model, role) in built.items():
-        row: dict[str, Any] = {"model": name, "role": role}
+    for name, model, role, dt, xs, kn in timed:
+        row: dict[str, Any] = {"model": name, "role": role, "dtype": dt}
         rows.append(row)
         if query == "new":
             continue
@@ -161,25 +180,30 @@ def speed_benchmark(
             row["full_ms"] = 1000 * median_time(lambda m=model: m(x, ei), **timing)
             row["query_ms"] = 1000 * median_time(lambda m=model: m(x, ei)[idx], **timing)
         else:
-            k = None if name == "mlp" else knowledge
-            _, setup = _once(lambda m=model, k=k: m(x, k), device)
+            k = None if name == "mlp" else kn
+            _, setup = _once(lambda m=model, x=xs, k=k: m(x, k), device)
             row["setup_ms"] = 1000 * setup
-            row["full_ms"] = 1000 * median_time(lambda m=model, k=k: m(x, k), **timing)
+            row["full_ms"] = 1000 * median_time(lambda m=model, x=xs, k=k: m(x, k), **timing)
             row["query_ms"] = 1000 * median_time(
-                lambda m=model, k=k: m(x[idx], None if k is None else k[:, :, idx]), **timing)
+                lambda m=model, x=xs, k=k: m(x[idx], None if k is None else k[:, :, idx]),
+                **timing)
     if query != "stored":
         from framekd.experiment import knowledge_spec
         from framekd.newnodes import new_node_timings
 
-        new_node_timings(rows, built, data, cfg, knowledge_spec(cfg, data), operator,
+        float32 = [r for r in rows if r["dtype"] == "float32"]
+        new_node_timings(float32, built, data, cfg, knowledge_spec(cfg, data), operator,
                          query_size=query_size, repeats=new_repeats, warmup=new_warmup,
                          seed=seed, device=device, tol=rows_tol)
     ref = next((r for r in rows if r["model"] == "spatial"), None)
+    mlp = next((r for r in rows if r["model"] == "mlp" and r["dtype"] == "float32"), None)
     for row in rows:
         for col, key in (("full_speedup", "full_ms"), ("query_speedup", "query_ms"),
                          ("new_speedup", "new_ms")):
             ok = ref is not None and ref.get(key) is not None and row.get(key) is not None
             row[col] = ref[key] / row[key] if ok else None
+        ok = mlp is not None and mlp.get("full_ms") is not None and row.get("full_ms") is not None
+        row["mlp_ratio"] = row["full_ms"] / mlp["full_ms"] if ok else None
     return {
         "dataset": str(dataset), "nodes": n, "edges": int(ei.size(1)) // 2,
         "device": str(device), "threads": torch.get_num_threads(), "repeats": repeats,
@@ -189,13 +213,27 @@ def speed_benchmark(
         "rows_tol": rows_tol if query != "stored" else None,
         "knowledge_mode": knowledge_mode(cfg, data),
         "knowledge_shape": list(knowledge.shape), "knowledge_seconds": k_seconds,
-        "lookup_ms": 1000 * lookup, "rows": rows,
+        "lookup_ms": 1000 * lookup, "dtypes": ["float32", *(low if query != "new" else ())],
+        "rows": rows,
     }
 
 
-SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "full_ms", "query_ms",
-                 "full_speedup", "query_speedup", "setup_ms", "knowledge_seconds", "lookup_ms",
-                 "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius",
+#: Precisions :func:`speed_benchmark` can time the students in.
+STUDENT_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _low_dtypes(dtypes: Sequence[str]) -> list[str]:
+    """The low-precision entries of ``dtypes`` (float32 is always timed), checked."""
+    bad = [d for d in dtypes if d not in STUDENT_DTYPES]
+    if bad or not dtypes:
+        raise ConfigError(f"dtypes must be among {', '.join(STUDENT_DTYPES)}, got "
+                          f"{', '.join(map(str, dtypes)) or 'none'}")
+    return [d for d in dict.fromkeys(dtypes) if d != "float32"]
+
+
+SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "dtype", "full_ms", "query_ms",
+                 "full_speedup", "query_speedup", "mlp_ratio", "setup_ms", "knowledge_seconds",
+                 "lookup_ms", "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius",
                  "field_nodes", "device", "threads", "repeats", "new_repeats", "rows_tol")
 
 
@@ -235,18 +273,23 @@ def _stored_table(res: dict[str, Any]) -> str:
         f"{q} nodes' stored rows: {res['lookup_ms']:.4f} ms (included in the students' query "
         "latency).\n",
         f"| model | role | full graph (ms) | {q}-node query (ms) | full speed-up vs spatial | "
-        "query speed-up vs spatial | first call (ms) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "query speed-up vs spatial | full graph × MLP | first call (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
         setup = "" if r["setup_ms"] is None else f"{r['setup_ms']:.1f}"
-        lines.append(f"| {r['model']} | {r['role']} | {r['full_ms']:.3f} | {r['query_ms']:.4f} | "
-                     f"{_x(r['full_speedup'])} | {_x(r['query_speedup'])} | {setup} |")
+        ratio = "" if r.get("mlp_ratio") is None else f"{r['mlp_ratio']:.2f}"
+        lines.append(f"| {row_label(r)} | {r['role']} | {r['full_ms']:.3f} | {r['query_ms']:.4f} | "
+                     f"{_x(r['full_speedup'])} | {_x(r['query_speedup'])} | {ratio} | {setup} |")
     lines.append("\nTeachers answer a query with a full-graph forward pass; students read the "
                  "query's precomputed knowledge rows and run on those rows only. First call: a "
                  "model's first full-graph call, before the warm-up (a teacher builds its graph "
                  "operators; both make the sparse copy of mostly-zero features); it is in no "
-                 "median.\n")
+                 "median. × MLP: the full-graph time over the float32 MLP's.\n")
+    if len(res.get("dtypes", ["float32"])) > 1:
+        lines.append("Students in a low precision (model, features and stored knowledge cast "
+                     "once, before the clock) multiply sparse features in float32; teachers "
+                     "run in float32.\n")
     return "\n".join(lines)
 
 
@@ -261,6 +304,8 @@ def _new_table(res: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
+        if r.get("dtype", "float32") != "float32":
+            continue  # the new-node query times the float32 models only
         cells = [_f(r.get("new_ms"), 3), _f(r.get("new_rows_ms"), 3),
                  _f(r.get("new_forward_ms"), 4),
                  "" if r.get("radius") is None else str(r["radius"]),
@@ -276,6 +321,12 @@ def _new_table(res: dict[str, Any]) -> str:
                  "the degrees right), building that subgraph's operators. Both keep the "
                  "training graph's λ_max.\n")
     return "\n".join(lines)
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """A speed row's model, with its dtype when it is not float32: ``fmlp-o (bfloat16)``."""
+    dtype = row.get("dtype", "float32")
+    return row["model"] if dtype == "float32" else f"{row['model']} ({dtype})"
 
 
 def _f(value: float | None, digits: int) -> str:

@@ -139,8 +139,10 @@ def plot_depth(path: Path, rows: list[dict], name: str) -> None:
 def speed_plot(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
     """Log-scale grouped bar charts per model and dataset: full-graph and query time, and the
     new-node query when it was measured (a panel per measured column)."""
+    from framekd.bench import row_label
+
     plt = pyplot()
-    models = list(dict.fromkeys(r["model"] for res in results for r in res["rows"]))
+    models = list(dict.fromkeys(row_label(r) for res in results for r in res["rows"]))
     q = results[0]["query_size"]
     panels = [(key, title) for key, title in (
         ("full_ms", "full-graph inference"), ("query_ms", f"{q}-node query"),
@@ -152,7 +154,7 @@ def speed_plot(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
     pos = np.arange(len(results))
     for ax, (key, title) in zip(axes[0], panels, strict=True):
         for m, name in enumerate(models):
-            vals = [next((r.get(key) for r in res["rows"] if r["model"] == name), None)
+            vals = [next((r.get(key) for r in res["rows"] if row_label(r) == name), None)
                     for res in results]
             vals = [np.nan if v is None else v for v in vals]
             ax.bar(pos + (m - (len(models) - 1) / 2) * width, vals, width, label=name)

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "TOL)")
     s.add_argument("--models", default="spatial,gcn,mlp,fmlp-s,fmlp-o",
                    help="comma-separated models to time (default: %(default)s)")
+    s.add_argument("--dtypes", default="float32", metavar="D,D",
+                   help="precisions to time the students in, comma-separated: float32 "
+                   "(always), bfloat16, float16 (default: float32). Low-precision students "
+                   "read features and stored knowledge cast once; teachers stay float32")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="configuration override, e.g. teacher.hidden=32 (repeatable)")
     s.add_argument("--out", type=Path, default=Path("bench/speed"),
@@ -109,7 +113,9 @@ def handle_speed(args: argparse.Namespace) -> int:
                                        overrides=args.set, query=args.query,
                                        new_repeats=args.new_repeats,
                                        new_warmup=args.new_warmup,
-                                       rows_tol=args.rows_tol))
+                                       rows_tol=args.rows_tol,
+                                       dtypes=[d.strip() for d in args.dtypes.split(",")
+                                               if d.strip()]))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     text = speed_markdown(results)

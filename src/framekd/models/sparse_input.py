@@ -14,6 +14,8 @@ from framekd.errors import ConfigError
 SPARSE_INPUT_DENSITY = 0.05
 #: Fewer rows than this (a query of a few nodes) stay dense: converting costs more than it saves.
 SPARSE_INPUT_MIN_ROWS = 64
+#: Floating dtypes a model may be cast to for inference (``model.to(torch.bfloat16)``).
+LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 class SparseInput:
@@ -54,7 +56,10 @@ class SparseInput:
         if self._of is x and self._version == x._version:
             return self._value
         density = int(torch.count_nonzero(x)) / x.numel()
-        value = _to_csr(x) if density <= self.max_density else x
+        # CPU has no sparse product in half precision: a low-precision x is kept in float32
+        # (exact: float32 holds every bfloat16/float16 value); see :func:`linear`.
+        low = x.dtype in LOW_PRECISION
+        value = _to_csr(x.float() if low else x) if density <= self.max_density else x
         self._of, self._version, self._value = x, x._version, value
         return value
 
@@ -67,6 +72,31 @@ class SparseInput:
         """
         full = self(x)
         return csr_rows(full, index) if full.layout == torch.sparse_csr else x[index]
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    r"""``F.linear(x, weight, bias)`` that also takes :class:`SparseInput`'s CSR copy of
+    ``x`` when the weights are in low precision (a model cast with
+    ``.to(torch.bfloat16)`` for inference): CPU kernels multiply sparse matrices in float32
+    and float64 only, so the sparse product runs in ``x``'s float32,
+    :math:`\mathrm{lowp}(x W^\top + b)`, with the weights' values widened exactly, and the
+    result is cast to the weights' dtype for the rest of the model.
+    """
+    if x.dtype == weight.dtype:
+        return F.linear(x, weight, bias)
+    if x.layout == torch.strided:
+        want = dtype_name(weight.dtype)
+        raise ConfigError(
+            f"the input features are {dtype_name(x.dtype)} but the model's weights are {want}; "
+            f"cast one to the other (x.to(torch.{want}) or model.to(torch.{dtype_name(x.dtype)}))"
+        )
+    wide = None if bias is None else bias.to(x.dtype)
+    return F.linear(x, weight.to(x.dtype), wide).to(weight.dtype)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``, for error messages."""
+    return str(dtype).removeprefix("torch.")
 
 
 def csr_rows(x: Tensor, index: Tensor) -> Tensor:

@@ -25,6 +25,13 @@ code (a Python loop over channels, kept as it is so that training draws the same
 masks) up to float32 rounding (``tests/test_bench_newnode.py``: 1e-5). The composed and
 stacked weights are kept between calls under ``torch.no_grad()`` and rebuilt when a
 parameter changes (its version counter moves).
+
+For inference in bfloat16 (or float16), cast the model and its inputs as in PyTorch:
+``model.to(torch.bfloat16)(x.to(torch.bfloat16), knowledge.to(torch.bfloat16))``. Sparse
+features are still multiplied in float32 (CPU has no half-precision sparse product;
+:func:`framekd.models.sparse_input.linear`) and the rest runs in the low precision, which
+pays where the CPU multiplies bfloat16 natively (BENCHMARKS.md §11.6). Knowledge or dense
+features in another dtype than the weights raise a :class:`~framekd.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from framekd.errors import ConfigError
-from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput
+from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput, dtype_name, linear
 from framekd.models.stack import layer_widths
 
 
@@ -65,6 +72,10 @@ class _Student(nn.Module):
         sparse copy of ``x`` made once, when ``x`` is mostly zeros); the trainers in
         :mod:`framekd.distill` batch with it."""
         return self._sparse_input.rows(x, index)
+
+    def _encode_features(self, x: Tensor) -> Tensor:
+        """The feature encoder :math:`E_x x + e_x`, ``x`` through the sparse path."""
+        return _apply(self.feature_encoder, self._sparse_input(x))
 
     def _batched(self) -> bool:
         """Whether this call takes the eval path: in eval mode, unless a forward hook watches
@@ -127,12 +138,21 @@ class MLP(_Student):
         for i, lin in enumerate(self.lins):
             if i > 0:
                 h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
-            h = lin(h)
+            h = _apply(lin, h)
         return StudentOutput(h, None)
 
 
+def _apply(layer: nn.Linear, x: Tensor) -> Tensor:
+    """``layer(x)``, a module call that forward hooks observe, unless ``x`` is the float32
+    sparse copy of the features and the layer is in low precision (:func:`linear`)."""
+    if x.dtype == layer.weight.dtype:
+        return layer(x)
+    return linear(x, layer.weight, layer.bias)
+
+
 def _check_knowledge(
-    knowledge: Tensor | None, x: Tensor, channels: int, powers: int | None, width: int, who: str
+    knowledge: Tensor | None, x: Tensor, channels: int, powers: int | None, width: int, who: str,
+    dtype: torch.dtype,
 ) -> None:
     if knowledge is None:
         raise ConfigError(f"{who} needs graph knowledge [C, K, B, width]; got None")
@@ -141,6 +161,12 @@ def _check_knowledge(
             f"{who} expects knowledge of shape [C, K, B, width], got {list(knowledge.shape)}"
         )
     c, k, b, w = knowledge.shape
+    if knowledge.dtype != dtype:
+        name, kname = dtype_name(dtype), dtype_name(knowledge.dtype)
+        raise ConfigError(
+            f"{who}'s weights are {name} but the knowledge is {kname}; cast it "
+            f"(knowledge.to(torch.{name})) or the model (model.to(torch.{kname}))"
+        )
     expected_k = k if powers is None else powers
     if (c, k, b, w) != (channels, expected_k, x.size(0), width):
         raise ConfigError(
@@ -184,7 +210,7 @@ ACCUMULATE_BLOCK = 256
 
 
 def _blocked_matmul(a: Tensor, b: Tensor, bias: Tensor) -> Tensor:
-    """``bias + a @ b`` (2-D, or batched 3-D) with the reduction over ``a``'s last axis split
+    """``bias + a @ b`` (2-D) with the reduction over ``a``'s last axis split
     into blocks of :data:`ACCUMULATE_BLOCK` terms whose partial products are then added.
 
     A product with few output columns (FMLP-S's composed maps have ``classes + 1``) runs a
@@ -195,8 +221,10 @@ def _blocked_matmul(a: Tensor, b: Tensor, bias: Tensor) -> Tensor:
     non-zeros and is multiplied at once.
     """
     width = a.size(-1)
-    if a.layout != torch.strided or width <= ACCUMULATE_BLOCK:
-        return (torch.baddbmm if a.dim() == 3 else torch.addmm)(bias, a, b)
+    if a.layout != torch.strided:
+        return linear(a, b.T, bias)
+    if width <= ACCUMULATE_BLOCK:
+        return torch.addmm(bias, a, b)
     step = ACCUMULATE_BLOCK
     out = bias + a[..., :step] @ b[..., :step, :]
     for start in range(step, width, step):
@@ -275,7 +303,10 @@ class FMLPS(_Student):
         """The eval path (see :meth:`_build_inference_weights`); ``z`` is ``[C, B, width]``."""
         p_mat, p_bias, q_mat, q_bias, feat_w, feat_b = self._inference_weights()
         classes = self.feature_classifier.out_features
-        zy = _blocked_matmul(z, p_mat, p_bias)  # [C, B, classes + 1]
+        # One product per channel on its own rows (contiguous; a batched product over the
+        # strided slice z = knowledge[:, -1] copied it whole first, BENCHMARKS.md §11.6).
+        zy = torch.stack([_blocked_matmul(z[i], p_mat[i], p_bias[i])
+                          for i in range(z.size(0))])  # [C, B, classes + 1]
         x = self._sparse_input(x)
         if x.layout != torch.strided or x.size(1) <= ACCUMULATE_BLOCK:
             xy = _blocked_matmul(x, q_mat, q_bias)  # [B, classes + C]
@@ -288,11 +319,12 @@ class FMLPS(_Student):
         return StudentOutput(logits, alpha[:, :, 0].T)
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
-        _check_knowledge(knowledge, x, self.knowledge_channels, None, self.knowledge_width, "FMLPS")
+        _check_knowledge(knowledge, x, self.knowledge_channels, None, self.knowledge_width, "FMLPS",
+                         self.feature_encoder.weight.dtype)
         z = knowledge[:, -1]
         if self._batched():
             return self._infer(x, z)
-        u_x = self.feature_encoder(self._sparse_input(x))
+        u_x = self._encode_features(x)
         u_x = F.dropout(u_x, p=self.dropout, training=self.training)
         y_x = self.feature_classifier(u_x)
         logits = 0.0
@@ -366,65 +398,77 @@ class FMLPO(_Student):
         return F.dropout(F.relu(self.encoders[c](z)), p=self.dropout, training=self.training)
 
     def _build_inference_weights(self) -> tuple[Tensor, ...]:
-        """The eval path's weights, stacked over channels: encoders ``[C, width, H]`` and
-        ``[C, 1, H]``; per layer the gates' knowledge halves ``[C, H, 1]``, biases
-        ``[C, 1, 1]`` and hidden halves ``[H, C]``; the output heads ``[C, H, classes+1]``
-        (classifier and gate side by side) with biases ``[C, 1, classes+1]``, and the
-        hidden branch's ``[classes+C, H]`` and ``[classes+C]``."""
+        """The eval path's weights, stacked over channels (the encoders are used as they
+        are): per hidden layer the gates' knowledge halves ``[C, H]`` and their hidden halves
+        ``[C, H]`` with biases ``[C]``; the output heads ``[C, classes+1, H]`` (classifier
+        and gate side by side) with biases ``[C, classes+1]``, and the hidden branch's
+        ``[classes+C, H]`` and ``[classes+C]``."""
         hid = self.feature_encoder.out_features
-        enc_w = torch.stack([e.weight for e in self.encoders]).transpose(1, 2)
-        enc_b = torch.stack([e.bias for e in self.encoders])[:, None]
-        gate_u = [torch.stack([g.weight[0, :hid] for g in layer])[:, :, None]
-                  for layer in self.gates[:-1]]
-        gate_b = [torch.stack([g.bias for g in layer])[:, :, None] for layer in self.gates[:-1]]
-        gate_h = [torch.stack([g.weight[0, hid:] for g in layer], 1) for layer in self.gates[:-1]]
+        gates = []
+        for layer in self.gates[:-1]:
+            weight = torch.cat([g.weight for g in layer])  # [C, 2H]
+            gates += [weight[:, :hid], weight[:, hid:], torch.cat([g.bias for g in layer])]
         head_w, head_b = _heads(self.classifiers, self.gates[-1], hid)
         feat_w, feat_b = _feature_head(self.feature_classifier, self.gates[-1], hid)
-        return (enc_w, enc_b, *gate_u, *gate_b, *gate_h, head_w.transpose(1, 2),
-                head_b[:, None], feat_w, feat_b)
+        return (*gates, head_w, head_b, feat_w, feat_b)
 
     def _infer(self, x: Tensor, knowledge: Tensor) -> StudentOutput:
-        r"""The eval path: every channel's encoder in one :func:`torch.baddbmm` per layer,
-        the hidden-layer mix as
+        r"""The eval path, one channel at a time on its own (contiguous) knowledge rows,
+        accumulating instead of stacking ``[C, B, H]`` tensors: the hidden-layer mix as
         :math:`\mathrm{mean}_c[\alpha_c u_c + (1-\alpha_c) h]
-        = (\sum_c \alpha_c u_c + (C - \sum_c \alpha_c) h) / C`, and the output layer's
-        classifiers and gates in one batched product."""
+        = (\sum_c \alpha_c u_c + (C - \sum_c \alpha_c) h) / C`, every gate's hidden half
+        in one product per layer, and each channel's classifier and gate in one head.
+        Batching the channels (:func:`torch.baddbmm` over ``knowledge[:, k]``, strided over
+        the powers) copied the slice first and stacked the encodings: in bfloat16 that took
+        longer than the products (BENCHMARKS.md §11.6)."""
         w = self._inference_weights()
-        layers = self.num_powers - 1
-        enc_w, enc_b = w[0], w[1]
-        gate_u, gate_b, gate_h = w[2:2 + layers], w[2 + layers:2 + 2 * layers], \
-            w[2 + 2 * layers:2 + 3 * layers]
-        head_w, head_b, feat_w, feat_b = w[2 + 3 * layers:]
+        head_w, head_b, feat_w, feat_b = w[-4:]
         c = self.knowledge_channels
-        h = F.relu(self.feature_encoder(self._sparse_input(x)))
+        h = F.relu(self._encode_features(x))
         all_gates = []
-        for k in range(layers):
-            u = torch.baddbmm(enc_b, knowledge[:, k], enc_w).relu_()  # [C, B, H]
-            alpha = torch.sigmoid(torch.baddbmm(gate_b[k], u, gate_u[k])
-                                  + (h @ gate_h[k]).T[:, :, None])  # [C, B, 1]
-            # In place when nothing is recorded (u is this call's own buffer); with
-            # gradients on, u is saved for the gate's backward and must stay as it is.
-            weighted = u * alpha if torch.is_grad_enabled() else u.mul_(alpha)
-            mixed = weighted.sum(0).addcmul_(h, c - alpha.sum(0)).div_(c)
+        for k in range(self.num_powers - 1):
+            gate_u, gate_h, gate_b = w[3 * k:3 * k + 3]
+            hg = F.linear(h, gate_h, gate_b)  # [B, C]
+            mixed, alphas = None, []
+            for i in range(c):
+                u = F.relu(self.encoders[i](knowledge[i, k]))
+                alpha = torch.sigmoid(F.linear(u, gate_u[i:i + 1]) + hg[:, i:i + 1])
+                # In place when nothing is recorded (u is this call's own buffer); with
+                # gradients on, u is saved for the gate's backward and must stay as it is.
+                if mixed is None:
+                    mixed = u * alpha if torch.is_grad_enabled() else u.mul_(alpha)
+                else:
+                    mixed = mixed + u * alpha if torch.is_grad_enabled() else \
+                        mixed.addcmul_(u, alpha)
+                alphas.append(alpha)
+            alpha = torch.cat(alphas, 1)  # [B, C]
+            mixed = mixed.addcmul_(h, c - alpha.sum(1, keepdim=True)).div_(c)
             h = F.relu(self.hidden[k](mixed))
-            all_gates.append(alpha[:, :, 0].T)
-        u = torch.baddbmm(enc_b, knowledge[:, -1], enc_w).relu_()
+            all_gates.append(alpha)
         classes = self.feature_classifier.out_features
-        zy = torch.baddbmm(head_b, u, head_w)  # [C, B, classes + 1]
         hy = F.linear(h, feat_w, feat_b)  # [B, classes + C]
-        y_c = zy[:, :, :classes]
-        alpha = torch.sigmoid(zy[:, :, classes:] + hy[:, classes:].T[:, :, None])
-        logits = (y_c - alpha * y_c).sum(0) + alpha.sum(0) * hy[:, :classes]
-        all_gates.append(alpha[:, :, 0].T)
+        logits, alphas = None, []
+        for i in range(c):
+            u = F.relu(self.encoders[i](knowledge[i, -1]))
+            zy = F.linear(u, head_w[i], head_b[i])  # [B, classes + 1]
+            y_c = zy[:, :classes]
+            alpha = torch.sigmoid(zy[:, classes:] + hy[:, classes + i:classes + i + 1])
+            term = y_c - alpha * y_c
+            logits = term if logits is None else logits + term
+            alphas.append(alpha)
+        alpha = torch.cat(alphas, 1)
+        logits = logits + alpha.sum(1, keepdim=True) * hy[:, :classes]
+        all_gates.append(alpha)
         return StudentOutput(logits, torch.stack(all_gates))
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         _check_knowledge(
-            knowledge, x, self.knowledge_channels, self.num_powers, self.knowledge_width, "FMLPO"
+            knowledge, x, self.knowledge_channels, self.num_powers, self.knowledge_width, "FMLPO",
+            self.feature_encoder.weight.dtype,
         )
         if self._batched():
             return self._infer(x, knowledge)
-        h = F.relu(self.feature_encoder(self._sparse_input(x)))
+        h = F.relu(self._encode_features(x))
         h = F.dropout(h, p=self.dropout, training=self.training)
         all_gates = []
         for k in range(self.num_powers - 1):
@@ -504,10 +548,10 @@ class FMLPC(_Student):
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
         _check_knowledge(knowledge, x, self.knowledge_channels, self.num_powers,
-                         self.knowledge_width, "FMLPC")
+                         self.knowledge_width, "FMLPC", self.lin1.weight.dtype)
         d = self.in_channels
         w_x, w_z = self.lin1.weight[:, :d], self.lin1.weight[:, d:]
-        h_x = F.linear(self._sparse_input(x), w_x)
+        h_x = linear(self._sparse_input(x), w_x)
         if self.training and self.feature_dropout > 0:
             keep = F.dropout(h_x.new_ones(h_x.size(0), 1), p=self.feature_dropout)
             h_x = h_x * keep
