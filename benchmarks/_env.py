@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import torch
 import torch_geometric
 
 
 def environment() -> str:
-    """``torch 2.13.0+cpu, PyG 2.8.1, 1 thread(s), x86_64``: what a timing depends on."""
+    """``torch 2.13.0+cpu, PyG 2.8.1, 1 thread(s), x86_64, CPU kernels AVX512 (amx_bf16)``:
+    what a timing depends on (bfloat16 products are fast only with AMX or AVX-512 BF16)."""
     return (f"torch {torch.__version__}, PyG {torch_geometric.__version__}, "
-            f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}")
+            f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
+            f"CPU kernels {torch.backends.cpu.get_cpu_capability()}{_bf16_flags()}")
+
+
+def _bf16_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())  # Linux only
+    except OSError:
+        return ""
+    found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return f" ({', '.join(found)})" if found else ""
