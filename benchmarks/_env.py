@@ -1,8 +1,12 @@
-"""The one-line description of the software and machine that every benchmark prints first."""
+"""What every benchmark shares: the one-line description of the software and machine it prints
+first, and interleaved timing."""
 
 from __future__ import annotations
 
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,3 +28,19 @@ def _bf16_flags() -> str:
         return ""
     found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
     return f" ({', '.join(found)})" if found else ""
+
+
+def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int
+                          ) -> dict[str, float]:
+    """Median time of each call in ms, interleaved: one untimed call each, then ``repeats``
+    rounds over all (so a slow spell of a loaded machine hits every call alike)."""
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    with torch.no_grad():
+        for call in calls.values():
+            call()
+        for _ in range(repeats):
+            for key, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[key].append(time.perf_counter() - start)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}

@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from _env import environment
+from _env import environment, interleaved_median_ms
 from framekd.data.datasets import cache_root
 from framekd.experiment import compute_knowledge, load_trained, prepare_graph
 from framekd.io import load_tensors
@@ -38,20 +37,6 @@ BF16 = torch.bfloat16
 
 def _accuracy(logits: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> float:
     return float((logits[index].argmax(1) == y[index]).float().mean())
-
-
-def _median_ms(calls: dict[str, object], repeats: int) -> dict[str, float]:
-    """Interleaved: one untimed call each, then ``repeats`` rounds over all."""
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    with torch.no_grad():
-        for call in calls.values():
-            call()
-        for _ in range(repeats):
-            for key, call in calls.items():
-                start = time.perf_counter()
-                call()
-                times[key].append(time.perf_counter() - start)
-    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -97,7 +82,7 @@ def main() -> None:
         worst = max((r[1] - r[0] for r in rows), key=abs)
         print(f"| {name} | {100 * f32:.2f} | {100 * b16:.2f} | {100 * (b16 - f32):+.3f} | "
               f"{100 * worst:+.2f} | {100 * min(r[2] for r in rows):.2f} % |")
-    med = _median_ms(timed, args.repeats)
+    med = interleaved_median_ms(timed, args.repeats)
     mlp = med["glnn float32"] if "glnn float32" in med else None
     print(f"\nFull graph, seed {args.time_seed}, median of {args.repeats} interleaved calls:\n")
     print("| student | float32 (ms) | bfloat16 (ms) | bfloat16 speed-up | bfloat16 × MLP "

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from _env import environment
+from _env import environment, interleaved_median_ms
 from framekd.config import RunConfig
 from framekd.data.datasets import cache_root
 from framekd.experiment import compute_knowledge, load_trained, prepare_graph
@@ -55,20 +54,6 @@ def _session(path: Path):
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def _median_ms(fns: dict[str, object], repeats: int) -> dict[str, float]:
-    """Interleaved timing: one untimed call each, then ``repeats`` rounds over all."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    with torch.no_grad():
-        for fn in fns.values():
-            fn()
-        for _ in range(repeats):
-            for key, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - start)
-    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -113,7 +98,7 @@ def main() -> None:
             feeds = {"x": xb.numpy()}
             if uses_k:
                 feeds["knowledge"] = kb.numpy()
-            med = _median_ms({
+            med = interleaved_median_ms({
                 "pytorch": lambda m=model, xb=xb, kb=kb: m(xb, kb),
                 "pt2": (lambda p=program, xb=xb, kb=kb: p(xb, kb)) if uses_k
                 else (lambda p=program, xb=xb: p(xb)),
