@@ -291,6 +291,34 @@ def test_cli_nodes_as_ranges_or_a_file_and_the_default_out(run, tmp_path, capsys
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("name", STUDENTS)
+def test_bfloat16_predicts_as_float32(run, name):
+    """A student in bfloat16 (model, features and knowledge rows cast) answers within
+    bfloat16 rounding of float32 and returns float32 outputs."""
+    want = Predictor.from_run(run["dir"], model=name).predict(run["new"])
+    got = Predictor.from_run(run["dir"], model=name, dtype="bfloat16").predict(run["new"])
+    assert got.logits.dtype == torch.float32
+    _close(got.probs, want.probs, 0.02)  # 8 significant bits, a few layers
+    # Classes agree but where float32's top two probabilities are within that rounding.
+    top2 = want.probs.topk(2, dim=-1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 0.05
+    assert torch.equal(got.pred[clear], want.pred[clear])
+    if want.gates is not None:
+        _close(got.gates, want.gates, 0.02)
+
+
+def test_cli_dtype_bfloat16(run, tmp_path, capsys):
+    folder = save_graph_dir(run["new"], tmp_path / "g")
+    out = tmp_path / "bf16.csv"
+    assert main(["predict", "--run", str(run["dir"]), "--graph", str(folder), "--nodes", "new",
+                 "--dtype", "bfloat16", "--out", str(out), "--quiet"]) == 0
+    _, rows = _read_csv(out)
+    expected = Predictor.from_run(run["dir"], model="fmlp-o").predict(
+        run["new"], torch.arange(N_OLD, N_OLD + N_NEW))
+    np.testing.assert_allclose(rows[:, 2:5], expected.probs.numpy(), atol=0.02)
+    capsys.readouterr()
+
+
 # ----------------------------------------------------------------------------- (d) bad input
 
 
@@ -328,6 +356,7 @@ def broken(run, tmp_path_factory):
     (["--out", "{root}"], "is a folder"),
     (["--rows-tol", "2"], "tol must be a number in [0, 1)"),
     (["--rows-tol", "1e-3", "--rows", "full"], "need rows 'auto' or 'local'"),
+    (["--model", "spectral", "--dtype", "bfloat16"], "teachers run in float32 only"),
 ])
 def test_cli_user_errors_exit_2_with_one_line(run, broken, capsys, argv, message):
     argv = [a.replace("{wide}", str(broken["wide"])).replace("{root}", str(broken["root"]))
@@ -352,6 +381,8 @@ def test_python_errors_are_framekd_errors(run, broken):
         Predictor.from_run(broken["unfinished"])
     with pytest.raises(ConfigError, match="seed must be an integer"):
         Predictor.from_run(run["dir"], seed=-1)
+    with pytest.raises(ConfigError, match="dtype must be one of float32, bfloat16"):
+        Predictor.from_run(run["dir"], dtype="int8")
     p = Predictor.from_run(run["dir"], model="fmlp-s")
     with pytest.raises(ConfigError, match="out of range"):
         p.predict(run["data"], nodes=[-1])

@@ -200,6 +200,10 @@ class Predictor:
         log: where progress lines go (e.g. "rewiring with SDRF"); default silent.
         label_map: the original label of each class when the training labels were
             renumbered (``metrics.json``'s ``label_map``); predictions then carry it.
+        dtype: the precision a student runs in, ``float32`` (default) or ``bfloat16`` (the
+            model, features and knowledge rows cast; sparse features still multiply in
+            float32; pays on CPUs with AMX or AVX-512 BF16, BENCHMARKS.md §11.6). Teachers
+            run in float32 only. Logits, probabilities and gates come back in float32.
     """
 
     def __init__(
@@ -208,6 +212,7 @@ class Predictor:
         knowledge_mode: str | None = None, device: str | torch.device = "cpu",
         cache_dir: str | Path | None = None, rows: str = "auto", rows_tol: float = 0.0,
         log: Callable[[str], None] | None = None, label_map: Sequence[int] | None = None,
+        dtype: str | torch.dtype = "float32",
     ) -> None:
         from framekd.experiment import knowledge_spec
         from framekd.models.registry import TEACHERS
@@ -230,7 +235,8 @@ class Predictor:
         self.log = log or (lambda msg: None)
         self.is_teacher = name in TEACHERS
         self.label_map = None if label_map is None else [int(v) for v in label_map]
-        self.model = model.to(self.device).eval()
+        self.dtype = _dtype(dtype, name, self.is_teacher)
+        self.model = model.to(self.device, self.dtype).eval()
         c, k, n, width = self.knowledge_shape
         if knowledge_mode is None:
             # The mode `framekd run` resolved: on the training graph (N nodes, d features).
@@ -254,6 +260,7 @@ class Predictor:
         cls, run_dir: str | Path, model: str = "fmlp-o", seed: int = 0, *,
         device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
         rows: str = "auto", rows_tol: float = 0.0, log: Callable[[str], None] | None = None,
+        dtype: str | torch.dtype = "float32",
     ) -> Predictor:
         """Load model ``model`` of seed ``seed`` of the finished run ``run_dir``.
 
@@ -264,7 +271,7 @@ class Predictor:
                 the MLP trained on labels alone) or the run's teacher or a comparison
                 teacher; aliases such as ``fmlpo`` are accepted.
             seed: a finished seed of the run.
-            device, cache_dir, rows, rows_tol, log: see :class:`Predictor`.
+            device, cache_dir, rows, rows_tol, log, dtype: see :class:`Predictor`.
 
         Raises:
             CheckpointError: the folder is not a finished run, the seed is not finished, the
@@ -299,7 +306,7 @@ class Predictor:
             pass  # no run-level metrics.json (still running): resolve the mode from the shape
         return cls(net, rc, name=name, num_features=d, num_classes=c, knowledge_shape=shape,
                    seed=int(seed), knowledge_mode=mode, device=device, cache_dir=cache_dir,
-                   rows=rows, rows_tol=rows_tol, log=log, label_map=label_map)
+                   rows=rows, rows_tol=rows_tol, log=log, label_map=label_map, dtype=dtype)
 
     @property
     def uses_knowledge(self) -> bool:
@@ -447,12 +454,31 @@ class Predictor:
             if self.uses_knowledge:
                 k, info = self.knowledge(graph, index)
             x = graph.x if index is None else graph.x[index.to(graph.x.device)]
+            if self.dtype != torch.float32:
+                x, k = x.to(self.dtype), None if k is None else k.to(self.dtype)
             with torch.no_grad():
                 out = predict_student(self.model, x, k,
                                       batch_size=self.config.student.batch_size)
-            logits, gates = out.logits, out.gates
+            logits = out.logits.float()
+            gates = None if out.gates is None else out.gates.float()
         return Prediction(
             nodes=at, logits=logits.detach().cpu(),
             gates=None if gates is None else gates.detach().cpu(), model=self.name,
             seed=self.seed, training_nodes=self.training_nodes, knowledge=info,
             seconds=time.perf_counter() - start, label_map=self.label_map)
+
+
+#: Precisions :class:`Predictor` runs a student in.
+DTYPES = ("float32", "bfloat16")
+
+
+def _dtype(dtype: str | torch.dtype, name: str, is_teacher: bool) -> torch.dtype:
+    """The ``dtype`` argument of :class:`Predictor` as a :class:`torch.dtype`, checked."""
+    text = str(dtype).removeprefix("torch.")
+    if text not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if is_teacher and text != "float32":
+        raise ConfigError(f"{name!r} is a teacher: teachers run in float32 only (their sparse "
+                          "graph products have no bfloat16 kernel on CPU); drop the dtype or "
+                          "predict with a student")
+    return getattr(torch, text)

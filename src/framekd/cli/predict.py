@@ -53,6 +53,10 @@ def register(subparsers) -> None:
                         "of --nodes from their significant field (walks pruned below TOL), "
                         "fast where the exact field is the whole graph")
     parser.add_argument("--device", help="cpu (default) or cuda[:i]")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="precision of a student (default float32); bfloat16 is faster "
+                        "on CPUs with AMX or AVX-512 BF16, and answers as float32 does "
+                        "(BENCHMARKS.md §11.6)")
     parser.add_argument("--quiet", action="store_true", help="no summary, only notices")
     parser.set_defaults(handler=handle)
 
@@ -129,7 +133,7 @@ def handle(args: argparse.Namespace) -> int:
     nodes = None if args.nodes is None else parse_nodes(args.nodes)
     predictor = Predictor.from_run(args.run, model=args.model, seed=args.seed,
                                    device=args.device or "cpu", rows=args.rows,
-                                   rows_tol=args.rows_tol, log=log)
+                                   rows_tol=args.rows_tol, log=log, dtype=args.dtype)
     data = load_dataset(args.graph)
     if isinstance(nodes, str):
         nodes = predictor.new_nodes(data)
