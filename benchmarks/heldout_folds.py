@@ -19,6 +19,9 @@ Usage (the settings of the study's own ``framekd tune`` command)::
         --study runs/tune/chameleon-preset-ind-fmlpc --dataset chameleon --protocol geom \
         --setting inductive --students fmlp-c --search student --folds 10 \
         --csv benchmarks/results/heldout/chameleon-ind-fmlpc.csv
+
+``--preset FILE --seen K`` scores a preset a study wrote instead of one of the study's
+trials, for when the study's database is gone; K is the study's ``--folds``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import sys
 from pathlib import Path
 
 import optuna
+import yaml
 
 from _env import environment
 from framekd.tune import best_trial, default_trials, objective, storage_url
+from framekd.tune.space import flatten
 from seed_halves import halves
 
 
@@ -42,6 +47,25 @@ def fold_values(obj, params: dict) -> list[float]:
     if value != value:  # nan: a failed trial
         raise SystemExit(f"the settings failed: {trial.user_attrs.get('fail_reason')}")
     return list(trial.user_attrs["fold_values"])
+
+
+def chosen_settings(args: argparse.Namespace) -> tuple[str, str, dict, int]:
+    """``(study, label, params, seen)``: the chosen trial of ``--study`` or ``--preset``."""
+    if args.preset is not None:
+        settings = yaml.safe_load(args.preset.read_text())
+        settings.pop("protocol", None)
+        print(f"preset {args.preset} (the study saw splits 0..{args.seen - 1})")
+        return args.preset.stem, "preset", flatten(settings), args.seen
+    storage = storage_url(args.study)
+    names = optuna.get_all_study_names(storage)
+    if len(names) != 1:
+        raise SystemExit(f"{storage} holds {len(names)} studies; expected one")
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    chosen = best_trial(study) if args.trial is None else study.trials[args.trial]
+    print(f"study {names[0]}: trial {chosen.number} ({chosen.value:.4f} on its folds)")
+    # The study's folds are the best trial's: a pruned --trial ran fewer.
+    seen = len(best_trial(study).user_attrs.get("fold_values") or [])
+    return names[0], f"trial {chosen.number}", dict(chosen.params), seen
 
 
 def verdict(default: list[float], tuned: list[float], seen: int) -> str:
@@ -62,7 +86,10 @@ def verdict(default: list[float], tuned: list[float], seen: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", required=True, help="the study's folder or storage URL")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--study", help="the study's folder or storage URL")
+    where.add_argument("--preset", type=Path, help="a preset YAML written by framekd tune")
+    ap.add_argument("--seen", type=int, default=5, help="with --preset: the study's --folds")
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--teacher", default=None)
     ap.add_argument("--students", default="")
@@ -77,29 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    storage = storage_url(args.study)
-    names = optuna.get_all_study_names(storage)
-    if len(names) != 1:
-        raise SystemExit(f"{storage} holds {len(names)} studies; expected one")
-    study = optuna.load_study(study_name=names[0], storage=storage)
-    chosen = best_trial(study) if args.trial is None else study.trials[args.trial]
+    study, label, params, seen = chosen_settings(args)
     overrides = [*args.set, *([f"setting={args.setting}"] if args.setting else [])]
     obj = objective(args.dataset, teacher=args.teacher, students=args.students,
                     protocol=args.protocol, folds=args.folds, search=args.search,
                     epochs=args.epochs, overrides=overrides)
     print(environment())
-    print(f"study {names[0]}: trial {chosen.number} ({chosen.value:.4f} on its folds)")
     rows = []
     defaults = [fold_values(obj, p) for p in default_trials(obj.setup)]
     default = [max(vals) for vals in zip(*defaults, strict=True)]
-    tuned = fold_values(obj, dict(chosen.params))
-    for label, values in (("default", default), (f"trial {chosen.number}", tuned)):
-        print(f"{label}: {halves({i: 100 * v for i, v in enumerate(values)})}")
+    tuned = fold_values(obj, params)
+    for name, values in (("default", default), (label, tuned)):
+        print(f"{name}: {halves({i: 100 * v for i, v in enumerate(values)})}")
         print("  " + " ".join(f"{100 * v:.2f}" for v in values))
-        rows += [{"study": names[0], "settings": label, "fold": i, "val": f"{v:.6f}"}
+        rows += [{"study": study, "settings": name, "fold": i, "val": f"{v:.6f}"}
                  for i, v in enumerate(values)]
-    # The study's folds are the best trial's: a pruned --trial ran fewer.
-    seen = len(best_trial(study).user_attrs.get("fold_values") or [])
     print(verdict(default, tuned, seen))
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
