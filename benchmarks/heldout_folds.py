@@ -20,8 +20,11 @@ Usage (the settings of the study's own ``framekd tune`` command)::
         --setting inductive --students fmlp-c --search student --folds 10 \
         --csv benchmarks/results/heldout/chameleon-ind-fmlpc.csv
 
-``--preset FILE --seen K`` scores a preset a study wrote instead of one of the study's
-trials, for when the study's database is gone; K is the study's ``--folds``.
+The scores on splits 0..K-1 (K the study's ``--folds``) of the chosen trial and of the
+default trials are read from the study's database, where it holds them (complete trials),
+and only the other splits are trained; ``--rescore`` trains every split. ``--preset FILE
+--seen K`` scores a preset a study wrote instead of one of the study's trials, for when the
+study's database is gone (every split is trained).
 """
 
 from __future__ import annotations
@@ -40,22 +43,42 @@ from framekd.tune.space import flatten
 from seed_halves import halves
 
 
-def fold_values(obj, params: dict) -> list[float]:
-    """The objective's per-fold validation scores for fixed ``params``."""
+def known_values(study: optuna.Study | None, params: dict, seen: int) -> list[float]:
+    """The scores of splits ``0..seen-1`` a complete trial of ``study`` with ``params``
+    holds (none without a study or such a trial)."""
+    if study is None:
+        return []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.params == params:
+            return list(t.user_attrs.get("fold_values") or [])[:seen]
+    return []
+
+
+def fold_values(obj, params: dict, known: list[float]) -> list[float]:
+    """The objective's per-fold validation scores for fixed ``params``: ``known`` for the
+    first folds, the others trained."""
+    if len(known) >= obj.setup.folds:
+        return known[:obj.setup.folds]
+    obj.fold_ids = list(range(len(known), obj.setup.folds))
     trial = optuna.trial.FixedTrial(params)
     value = obj(trial)
     if value != value:  # nan: a failed trial
         raise SystemExit(f"the settings failed: {trial.user_attrs.get('fail_reason')}")
-    return list(trial.user_attrs["fold_values"])
+    if known:
+        print(f"  splits 0..{len(known) - 1} read from the study, "
+              f"{len(known)}..{obj.setup.folds - 1} trained")
+    return [*known, *trial.user_attrs["fold_values"]]
 
 
-def chosen_settings(args: argparse.Namespace) -> tuple[str, str, dict, int]:
-    """``(study, label, params, seen)``: the chosen trial of ``--study`` or ``--preset``."""
+def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str, str, dict,
+                                                        int]:
+    """``(study, name, label, params, seen)``: the chosen trial of ``--study`` or
+    ``--preset`` (no study)."""
     if args.preset is not None:
         settings = yaml.safe_load(args.preset.read_text())
         settings.pop("protocol", None)
         print(f"preset {args.preset} (the study saw splits 0..{args.seen - 1})")
-        return args.preset.stem, "preset", flatten(settings), args.seen
+        return None, args.preset.stem, "preset", flatten(settings), args.seen
     storage = storage_url(args.study)
     names = optuna.get_all_study_names(storage)
     if len(names) != 1:
@@ -65,7 +88,7 @@ def chosen_settings(args: argparse.Namespace) -> tuple[str, str, dict, int]:
     print(f"study {names[0]}: trial {chosen.number} ({chosen.value:.4f} on its folds)")
     # The study's folds are the best trial's: a pruned --trial ran fewer.
     seen = len(best_trial(study).user_attrs.get("fold_values") or [])
-    return names[0], f"trial {chosen.number}", dict(chosen.params), seen
+    return study, names[0], f"trial {chosen.number}", dict(chosen.params), seen
 
 
 def verdict(default: list[float], tuned: list[float], seen: int) -> str:
@@ -102,22 +125,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="the study's --set settings (repeatable)")
     ap.add_argument("--trial", type=int, default=None, help="this trial instead of the best")
     ap.add_argument("--csv", type=Path, default=None)
+    ap.add_argument("--rescore", action="store_true",
+                    help="train every split, also those the study's database holds")
     args = ap.parse_args(argv)
 
-    study, label, params, seen = chosen_settings(args)
+    study, name, label, params, seen = chosen_settings(args)
+    if args.rescore:
+        study = None
     overrides = [*args.set, *([f"setting={args.setting}"] if args.setting else [])]
     obj = objective(args.dataset, teacher=args.teacher, students=args.students,
                     protocol=args.protocol, folds=args.folds, search=args.search,
                     epochs=args.epochs, overrides=overrides)
     print(environment())
     rows = []
-    defaults = [fold_values(obj, p) for p in default_trials(obj.setup)]
+    defaults = [fold_values(obj, p, known_values(study, p, seen))
+                for p in default_trials(obj.setup)]
     default = [max(vals) for vals in zip(*defaults, strict=True)]
-    tuned = fold_values(obj, params)
-    for name, values in (("default", default), (label, tuned)):
-        print(f"{name}: {halves({i: 100 * v for i, v in enumerate(values)})}")
+    tuned = fold_values(obj, params, known_values(study, params, seen))
+    for settings, values in (("default", default), (label, tuned)):
+        print(f"{settings}: {halves({i: 100 * v for i, v in enumerate(values)})}")
         print("  " + " ".join(f"{100 * v:.2f}" for v in values))
-        rows += [{"study": study, "settings": name, "fold": i, "val": f"{v:.6f}"}
+        rows += [{"study": name, "settings": settings, "fold": i, "val": f"{v:.6f}"}
                  for i, v in enumerate(values)]
     print(verdict(default, tuned, seen))
     if args.csv is not None:

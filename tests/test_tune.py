@@ -427,3 +427,17 @@ def test_sigterm_stops_the_study_like_ctrl_c(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "terminated; the finished trials are kept" in err and "Traceback" not in err
     assert (study / "best.yaml").is_file()
+
+
+def test_narrowed_fold_ids_score_each_fold_as_the_full_objective_does():
+    """``Objective.fold_ids`` trains only the named folds, each with its own split and seeds:
+    the scores equal the full objective's for those folds."""
+    obj = objective(SPEC, teacher="spectral", folds=3, epochs=5, search="teacher.lr")
+    full = optuna.trial.FixedTrial({"teacher.lr": 0.02})
+    obj(full)
+    obj.fold_ids = [1, 2]
+    part = optuna.trial.FixedTrial({"teacher.lr": 0.02})
+    value = obj(part)
+    assert part.user_attrs["fold_values"] == pytest.approx(full.user_attrs["fold_values"][1:],
+                                                           abs=1e-6)
+    assert value == pytest.approx(sum(full.user_attrs["fold_values"][1:]) / 2, abs=1e-6)

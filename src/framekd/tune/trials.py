@@ -255,6 +255,9 @@ class Objective:
 
     ``data`` is the graph to use instead of loading ``setup.dataset``. The folds' splits
     are drawn once, here (a protocol that does not fit the graph raises ``SplitError``).
+    ``fold_ids`` are the folds a call trains, all of them unless narrowed: a held-out check
+    (``benchmarks/heldout_folds.py``) reads folds a study already scored from its database
+    and trains the rest; fold ``i`` keeps its split and seeds either way.
     """
 
     def __init__(self, setup: TuneSetup, data: Any = None) -> None:
@@ -287,6 +290,7 @@ class Objective:
         else:
             self.isplits = None
             self.splits = [make_split(data, setup.protocol, seed=i) for i in range(setup.folds)]
+        self.fold_ids: list[int] = list(range(setup.folds))
 
     # ------------------------------------------------------------------ settings
     def settings(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -321,8 +325,8 @@ class Objective:
         memo: dict[str, Any] = {}  # what the trial's folds share: graph, knowledge
         values: list[float] = []
         teacher_vals: list[float] = []
-        for fold, split in enumerate(self.splits):
-            value, teacher_val = self._fold(rc, fold, split, memo)
+        for fold in self.fold_ids:
+            value, teacher_val = self._fold(rc, fold, self.splits[fold], memo)
             values.append(value)
             teacher_vals.append(teacher_val)
             trial.set_user_attr("fold_values", values)
