@@ -97,3 +97,24 @@ def test_bench_speed_times_the_students_in_each_dtype():
         assert row["full_ms"] > 0 and row["query_ms"] > 0 and row["mlp_ratio"] > 0
     with pytest.raises(ConfigError, match="dtypes must be among float32, bfloat16, float16"):
         speed_benchmark(spec, dtypes=("int8",), **opts)
+
+
+def test_bench_speed_times_the_students_in_row_blocks_too(tmp_path, capsys):
+    from framekd.bench import speed_benchmark
+    from framekd.cli import main
+
+    spec = "csbm:n=120,c=2,d=4,h=0.5,f=6,seed=0"
+    opts = {"models": ["spatial", "mlp", "fmlp-o"], "repeats": 1, "warmup": 0,
+            "overrides": ["teacher.hidden=8", "framelet.order=3"]}
+    res = speed_benchmark(spec, dtypes=("float32", "bfloat16"), blocks=[50], **opts)
+    rows = {(r["model"], r["dtype"], r["block"]): r for r in res["rows"]}
+    students = {(m, d, b) for m in ("mlp", "fmlp-o") for d in ("float32", "bfloat16")
+                for b in (None, 50)}
+    assert set(rows) == {("spatial", "float32", None)} | students
+    assert res["blocks"] == [50]
+    assert rows["mlp", "float32", None]["mlp_ratio"] == pytest.approx(1.0)
+    assert all(r["full_ms"] > 0 for r in rows.values())
+    with pytest.raises(ConfigError, match="blocks must be positive integers"):
+        speed_benchmark(spec, blocks=[0], **opts)
+    assert main(["bench", "speed", "--datasets", spec, "--blocks", "5O"]) == 2
+    assert "--blocks takes comma-separated integers" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from framekd.errors import ConfigError, FramekdError
 from framekd.timing import median_time
@@ -79,6 +80,7 @@ def speed_benchmark(
     new_warmup: int = 1,
     rows_tol: float = 0.0,
     dtypes: Sequence[str] = ("float32",),
+    blocks: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Time inference of ``models`` on ``dataset`` (untrained weights; see the module doc).
 
@@ -116,13 +118,21 @@ def speed_benchmark(
     knowledge cast once, before the clock starts; the sparse feature product stays float32
     (:func:`framekd.models.sparse_input.linear`). Teachers run in float32 only (CPU has no
     half-precision sparse products) and the new-node query times the float32 models only.
-    ``mlp_ratio`` is a row's full-graph time over the float32 MLP's.
+    ``mlp_ratio`` is a row's full-graph time over the float32 MLP's single pass.
+
+    ``blocks``: row-block sizes ``B`` to time the students' full graph in as well (one more
+    row per student, dtype and ``B``; ``"block"`` in the row, ``None`` for a single pass):
+    :func:`framekd.distill.predict_student` with ``batch_size=B``, the blocked inference of
+    a run whose students set ``student.batch_size``. A student's output for a node depends on
+    that node's row alone, so the answer is the same up to float rounding; blocks keep the
+    ``[B, hidden]`` intermediates in cache where ``[N, hidden]`` ones stream through memory.
 
     Returns ``{"dataset", "nodes", "edges", "device", "threads", "repeats", "warmup",
     "query_size", "query", "new_repeats", "new_warmup", "rows_tol", "knowledge_mode",
-    "knowledge_shape", "knowledge_seconds", "lookup_ms", "dtypes", "rows": [{"model", "role",
-    "dtype", "full_ms", "query_ms", "setup_ms", "full_speedup", "query_speedup", "mlp_ratio",
-    "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius", "field_nodes"}]}``
+    "knowledge_shape", "knowledge_seconds", "lookup_ms", "dtypes", "blocks", "rows":
+    [{"model", "role", "dtype", "block", "full_ms", "query_ms", "setup_ms", "full_speedup",
+    "query_speedup", "mlp_ratio", "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup",
+    "radius", "field_nodes"}]}``
     where the speed-ups are relative to the spatial teacher (``None`` for columns not
     measured).
     """
@@ -137,6 +147,7 @@ def speed_benchmark(
         raise ConfigError("rows_tol (--rows-tol) approximates the knowledge rows of new nodes; "
                           "use it with query 'new' or 'both'")
     low = _low_dtypes(dtypes)
+    blocks = _blocks(blocks)
     cfg = RunConfig.from_dict(resolve(str(dataset), overrides=list(overrides)))
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -161,16 +172,18 @@ def speed_benchmark(
         torch.manual_seed(seed)
         model, role = _build(name, data, cfg, knowledge.shape, operator)
         built[name] = (model.to(device).eval(), role)
-    timed = [(name, model, role, "float32", x, knowledge)
+    timed = [(name, model, role, "float32", x, knowledge, None)
              for name, (model, role) in built.items()]
     for dt in low if query != "new" else ():
         dtype = getattr(torch, dt)
         x_low, k_low = x.to(dtype), knowledge.to(dtype)
-        timed += [(name, copy.deepcopy(model).to(dtype), role, dt, x_low, k_low)
+        timed += [(name, copy.deepcopy(model).to(dtype), role, dt, x_low, k_low, None)
                   for name, (model, role) in built.items() if role == "student"]
+    timed += [(*t[:6], b) for b in (blocks if query != "new" else ())
+              for t in list(timed) if t[2] == "student"]
     rows = []
-    for name, model, role, dt, xs, kn in timed:
-        row: dict[str, Any] = {"model": name, "role": role, "dtype": dt}
+    for name, model, role, dt, xs, kn, block in timed:
+        row: dict[str, Any] = {"model": name, "role": role, "dtype": dt, "block": block}
         rows.append(row)
         if query == "new":
             continue
@@ -181,9 +194,10 @@ def speed_benchmark(
             row["query_ms"] = 1000 * median_time(lambda m=model: m(x, ei)[idx], **timing)
         else:
             k = None if name == "mlp" else kn
-            _, setup = _once(lambda m=model, x=xs, k=k: m(x, k), device)
+            full = _full_pass(model, xs, k, block)
+            _, setup = _once(full, device)
             row["setup_ms"] = 1000 * setup
-            row["full_ms"] = 1000 * median_time(lambda m=model, x=xs, k=k: m(x, k), **timing)
+            row["full_ms"] = 1000 * median_time(full, **timing)
             row["query_ms"] = 1000 * median_time(
                 lambda m=model, x=xs, k=k: m(x[idx], None if k is None else k[:, :, idx]),
                 **timing)
@@ -191,12 +205,13 @@ def speed_benchmark(
         from framekd.experiment import knowledge_spec
         from framekd.newnodes import new_node_timings
 
-        float32 = [r for r in rows if r["dtype"] == "float32"]
+        float32 = [r for r in rows if r["dtype"] == "float32" and r["block"] is None]
         new_node_timings(float32, built, data, cfg, knowledge_spec(cfg, data), operator,
                          query_size=query_size, repeats=new_repeats, warmup=new_warmup,
                          seed=seed, device=device, tol=rows_tol)
     ref = next((r for r in rows if r["model"] == "spatial"), None)
-    mlp = next((r for r in rows if r["model"] == "mlp" and r["dtype"] == "float32"), None)
+    mlp = next((r for r in rows if r["model"] == "mlp" and r["dtype"] == "float32"
+                and r["block"] is None), None)
     for row in rows:
         for col, key in (("full_speedup", "full_ms"), ("query_speedup", "query_ms"),
                          ("new_speedup", "new_ms")):
@@ -214,8 +229,27 @@ def speed_benchmark(
         "knowledge_mode": knowledge_mode(cfg, data),
         "knowledge_shape": list(knowledge.shape), "knowledge_seconds": k_seconds,
         "lookup_ms": 1000 * lookup, "dtypes": ["float32", *(low if query != "new" else ())],
-        "rows": rows,
+        "blocks": blocks if query != "new" else [], "rows": rows,
     }
+
+
+def _full_pass(model: Any, x: Tensor, knowledge: Tensor | None,
+               block: int | None) -> Callable[[], Any]:
+    """A student's full-graph call: one pass, or :func:`predict_student` in row blocks."""
+    from framekd.distill import predict_student
+
+    if block is None:
+        return lambda: model(x, knowledge)
+    return lambda: predict_student(model, x, knowledge, batch_size=block)
+
+
+def _blocks(blocks: Sequence[int]) -> list[int]:
+    """``blocks`` checked: positive integers, duplicates dropped."""
+    bad = [b for b in blocks if isinstance(b, bool) or not isinstance(b, int) or b < 1]
+    if bad:
+        raise ConfigError(f"blocks must be positive integers (rows per block), got "
+                          f"{', '.join(map(str, bad))}")
+    return list(dict.fromkeys(blocks))
 
 
 #: Precisions :func:`speed_benchmark` can time the students in.
@@ -231,10 +265,11 @@ def _low_dtypes(dtypes: Sequence[str]) -> list[str]:
     return [d for d in dict.fromkeys(dtypes) if d != "float32"]
 
 
-SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "dtype", "full_ms", "query_ms",
-                 "full_speedup", "query_speedup", "mlp_ratio", "setup_ms", "knowledge_seconds",
-                 "lookup_ms", "new_ms", "new_rows_ms", "new_forward_ms", "new_speedup", "radius",
-                 "field_nodes", "device", "threads", "repeats", "new_repeats", "rows_tol")
+SPEED_COLUMNS = ("dataset", "nodes", "edges", "model", "role", "dtype", "block", "full_ms",
+                 "query_ms", "full_speedup", "query_speedup", "mlp_ratio", "setup_ms",
+                 "knowledge_seconds", "lookup_ms", "new_ms", "new_rows_ms", "new_forward_ms",
+                 "new_speedup", "radius", "field_nodes", "device", "threads", "repeats",
+                 "new_repeats", "rows_tol")
 
 
 def speed_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -285,11 +320,14 @@ def _stored_table(res: dict[str, Any]) -> str:
                  "query's precomputed knowledge rows and run on those rows only. First call: a "
                  "model's first full-graph call, before the warm-up (a teacher builds its graph "
                  "operators; both make the sparse copy of mostly-zero features); it is in no "
-                 "median. × MLP: the full-graph time over the float32 MLP's.\n")
+                 "median. × MLP: the full-graph time over the float32 MLP's single pass.\n")
     if len(res.get("dtypes", ["float32"])) > 1:
         lines.append("Students in a low precision (model, features and stored knowledge cast "
                      "once, before the clock) multiply sparse features in float32; teachers "
                      "run in float32.\n")
+    if res.get("blocks"):
+        lines.append("Students \"in blocks of B\" run their full graph B rows at a time "
+                     "(`predict_student(..., batch_size=B)`); the others in one pass.\n")
     return "\n".join(lines)
 
 
@@ -304,8 +342,8 @@ def _new_table(res: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
-        if r.get("dtype", "float32") != "float32":
-            continue  # the new-node query times the float32 models only
+        if r.get("dtype", "float32") != "float32" or r.get("block") is not None:
+            continue  # the new-node query times the float32 models, in one pass
         cells = [_f(r.get("new_ms"), 3), _f(r.get("new_rows_ms"), 3),
                  _f(r.get("new_forward_ms"), 4),
                  "" if r.get("radius") is None else str(r["radius"]),
@@ -324,9 +362,12 @@ def _new_table(res: dict[str, Any]) -> str:
 
 
 def row_label(row: dict[str, Any]) -> str:
-    """A speed row's model, with its dtype when it is not float32: ``fmlp-o (bfloat16)``."""
-    dtype = row.get("dtype", "float32")
-    return row["model"] if dtype == "float32" else f"{row['model']} ({dtype})"
+    """A speed row's model, with its dtype when it is not float32 and its row blocks when it
+    ran in blocks: ``fmlp-o (bfloat16, blocks of 16384)``."""
+    dtype, block = row.get("dtype", "float32"), row.get("block")
+    notes = ([] if dtype == "float32" else [dtype]) + ([] if block is None
+                                                       else [f"blocks of {block}"])
+    return row["model"] if not notes else f"{row['model']} ({', '.join(notes)})"
 
 
 def _f(value: float | None, digits: int) -> str:

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="precisions to time the students in, comma-separated: float32 "
                    "(always), bfloat16, float16 (default: float32). Low-precision students "
                    "read features and stored knowledge cast once; teachers stay float32")
+    s.add_argument("--blocks", default="", metavar="B,B",
+                   help="also time the students' full graph in row blocks of B nodes "
+                   "(predict_student's batch_size), comma-separated (default: one pass only)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="configuration override, e.g. teacher.hidden=32 (repeatable)")
     s.add_argument("--out", type=Path, default=Path("bench/speed"),
@@ -89,6 +92,17 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _ints(text: str, flag: str) -> list[int]:
+    """A comma-separated list of integers (``""``: none), or a ConfigError naming ``flag``."""
+    from framekd.errors import ConfigError
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
 def handle_speed(args: argparse.Namespace) -> int:
     from framekd.bench import (
         SPEED_COLUMNS,
@@ -115,7 +129,8 @@ def handle_speed(args: argparse.Namespace) -> int:
                                        new_warmup=args.new_warmup,
                                        rows_tol=args.rows_tol,
                                        dtypes=[d.strip() for d in args.dtypes.split(",")
-                                               if d.strip()]))
+                                               if d.strip()],
+                                       blocks=_ints(args.blocks, "--blocks")))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     text = speed_markdown(results)
