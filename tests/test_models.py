@@ -217,6 +217,24 @@ def test_csr_rows_equal_dense_row_indexing():
     assert convert.rows(dense_x, index).layout == torch.strided
 
 
+@pytest.mark.parametrize("density", [0.02, 0.5])
+def test_rows_decides_on_the_whole_features_once_while_batches_pass_through(density,
+                                                                            monkeypatch):
+    """Mini-batches (and blocked inference) cut rows and then call the model on them: the
+    whole x's non-zeros are counted once, not once per batch."""
+    x = bag_of_words(600, 40, density, seed=2)
+    counted = []
+    real = torch.count_nonzero
+    monkeypatch.setattr(torch, "count_nonzero", lambda t: counted.append(t.numel()) or real(t))
+    convert = SparseInput()
+    for start in range(0, 600, 100):
+        batch = convert.rows(x, torch.arange(start, start + 100))
+        torch.testing.assert_close(batch.to_dense() if batch.is_sparse_csr else batch,
+                                   x[start:start + 100], rtol=0, atol=0)
+        convert(batch)
+    assert counted.count(x.numel()) == 1
+
+
 @pytest.mark.parametrize("name", ["spatial", "gcn"])
 def test_sparse_input_gives_the_dense_logits_and_gradients(name):
     n, d = 80, 300

@@ -32,18 +32,22 @@ class SparseInput:
     ``x`` is converted when at most ``max_density`` of its entries are non-zero (``0`` turns
     the conversion off) and it has at least :data:`SPARSE_INPUT_MIN_ROWS` rows; anything that
     is not a dense 2-D tensor, or that needs gradients, is returned as it is. The copy is
-    reused while the same tensor, unmodified, comes back.
+    reused while the same tensor, unmodified, comes back; :meth:`rows` keeps its own, so
+    that the batches it cuts, passing through the model's call, never evict the whole
+    ``x``'s (which would count its non-zeros again for every batch).
     """
 
     def __init__(self, max_density: float = SPARSE_INPUT_DENSITY) -> None:
         if not 0.0 <= float(max_density) <= 1.0:
             raise ConfigError(f"sparse_input must be a density in [0, 1], got {max_density!r}")
         self.max_density = float(max_density)
-        self._of: Tensor | None = None
-        self._version = -1
-        self._value: Tensor | None = None
+        # (tensor, its version, what it converts to): one entry for calls, one for rows()
+        self._cache: dict[str, tuple[Tensor, int, Tensor]] = {}
 
     def __call__(self, x: Tensor) -> Tensor:
+        return self._convert(x, "call")
+
+    def _convert(self, x: Tensor, slot: str) -> Tensor:
         if (
             self.max_density == 0.0
             or x.layout != torch.strided
@@ -53,14 +57,15 @@ class SparseInput:
             or x.requires_grad
         ):
             return x
-        if self._of is x and self._version == x._version:
-            return self._value
+        cached = self._cache.get(slot)
+        if cached is not None and cached[0] is x and cached[1] == x._version:
+            return cached[2]
         density = int(torch.count_nonzero(x)) / x.numel()
         # CPU has no sparse product in half precision: a low-precision x is kept in float32
         # (exact: float32 holds every bfloat16/float16 value); see :func:`linear`.
         low = x.dtype in LOW_PRECISION
         value = _to_csr(x.float() if low else x) if density <= self.max_density else x
-        self._of, self._version, self._value = x, x._version, value
+        self._cache[slot] = (x, x._version, value)
         return value
 
     def rows(self, x: Tensor, index: Tensor) -> Tensor:
@@ -70,7 +75,7 @@ class SparseInput:
         (:func:`csr_rows`): a batch never gathers its dense rows and converts them again,
         which costs far more than the batch's product itself (BENCHMARKS.md §4.1).
         """
-        full = self(x)
+        full = self._convert(x, "rows")
         return csr_rows(full, index) if full.layout == torch.sparse_csr else x[index]
 
 
