@@ -233,6 +233,8 @@ def test_rows_decides_on_the_whole_features_once_while_batches_pass_through(dens
                                    x[start:start + 100], rtol=0, atol=0)
         convert(batch)
     assert counted.count(x.numel()) == 1
+    convert(x)  # a call on the whole x takes rows()'s copy: one copy, one count
+    assert counted.count(x.numel()) == 1
 
 
 @pytest.mark.parametrize("name", ["spatial", "gcn"])

@@ -57,9 +57,11 @@ class SparseInput:
             or x.requires_grad
         ):
             return x
-        cached = self._cache.get(slot)
-        if cached is not None and cached[0] is x and cached[1] == x._version:
-            return cached[2]
+        for key in (slot, *self._cache):  # either slot's copy of this very x will do
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] is x and cached[1] == x._version:
+                self._cache[slot] = cached
+                return cached[2]
         density = int(torch.count_nonzero(x)) / x.numel()
         # CPU has no sparse product in half precision: a low-precision x is kept in float32
         # (exact: float32 holds every bfloat16/float16 value); see :func:`linear`.
