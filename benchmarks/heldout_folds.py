@@ -24,14 +24,17 @@ The scores on splits 0..K-1 (K the study's ``--folds``) of the chosen trial and 
 default trials are read from the study's database, where it holds them (complete trials),
 and only the other splits are trained; ``--rescore`` trains every split. ``--preset FILE
 --seen K`` scores a preset a study wrote instead of one of the study's trials, for when the
-study's database is gone (every split is trained).
+study's database is gone (every split is trained). ``--jobs 2`` scores the settings (the
+default's modes and the chosen trial) in two processes at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -68,6 +71,23 @@ def fold_values(obj, params: dict, known: list[float]) -> list[float]:
         print(f"  splits 0..{len(known) - 1} read from the study, "
               f"{len(known)}..{obj.setup.folds - 1} trained")
     return [*known, *trial.user_attrs["fold_values"]]
+
+
+_OBJECTIVE = None  # the objective the forked workers of --jobs inherit
+
+
+def _scored(task: tuple[dict, list[float]]) -> list[float]:
+    return fold_values(_OBJECTIVE, *task)
+
+
+def score_all(obj, tasks: list[tuple[dict, list[float]]], jobs: int) -> list[list[float]]:
+    """:func:`fold_values` of every ``(params, known)`` task, in ``jobs`` processes."""
+    global _OBJECTIVE
+    _OBJECTIVE = obj
+    if jobs <= 1:
+        return [_scored(t) for t in tasks]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_scored, tasks))
 
 
 def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str, str, dict,
@@ -127,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, default=None)
     ap.add_argument("--rescore", action="store_true",
                     help="train every split, also those the study's database holds")
+    ap.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     args = ap.parse_args(argv)
 
     study, name, label, params, seen = chosen_settings(args)
@@ -138,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                     epochs=args.epochs, overrides=overrides)
     print(environment())
     rows = []
-    defaults = [fold_values(obj, p, known_values(study, p, seen))
-                for p in default_trials(obj.setup)]
+    candidates = [*default_trials(obj.setup), params]
+    *defaults, tuned = score_all(obj, [(p, known_values(study, p, seen)) for p in candidates],
+                                 args.jobs)
     default = [max(vals) for vals in zip(*defaults, strict=True)]
-    tuned = fold_values(obj, params, known_values(study, params, seen))
     for settings, values in (("default", default), (label, tuned)):
         print(f"{settings}: {halves({i: 100 * v for i, v in enumerate(values)})}")
         print("  " + " ".join(f"{100 * v:.2f}" for v in values))
