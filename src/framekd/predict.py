@@ -203,8 +203,8 @@ class Predictor:
         dtype: the precision a student runs in, ``float32`` (default) or ``bfloat16`` (the
             model, features and knowledge rows cast; sparse features still multiply in
             float32; whether it is faster depends on the CPU and the student: FMLP-O
-            2.4-2.8x with AMX or AVX-512 BF16, FMLP-S slower without AMX, BENCHMARKS.md
-            §11.6). Teachers
+            2.2-2.8x with AMX or AVX-512 BF16, FMLP-S no reliable gain without AMX,
+            BENCHMARKS.md §11.6). Teachers
             run in float32 only. Logits, probabilities and gates come back in float32.
     """
 

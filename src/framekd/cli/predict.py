@@ -56,8 +56,8 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="precision of a student (default float32); in bfloat16 it "
                         "answers as in float32; whether it is faster depends on the CPU and "
-                        "the student (FMLP-O: 2.4-2.8x with AMX or AVX-512 BF16; FMLP-S: "
-                        "slower without AMX; BENCHMARKS.md §11.6)")
+                        "the student (FMLP-O: 2.2-2.8x with AMX or AVX-512 BF16; FMLP-S: "
+                        "no reliable gain without AMX; BENCHMARKS.md §11.6)")
     parser.add_argument("--quiet", action="store_true", help="no summary, only notices")
     parser.set_defaults(handler=handle)
 
