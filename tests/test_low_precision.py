@@ -117,4 +117,4 @@ def test_bench_speed_times_the_students_in_row_blocks_too(tmp_path, capsys):
     with pytest.raises(ConfigError, match="blocks must be positive integers"):
         speed_benchmark(spec, blocks=[0], **opts)
     assert main(["bench", "speed", "--datasets", spec, "--blocks", "5O"]) == 2
-    assert "--blocks takes comma-separated integers" in capsys.readouterr().err
+    assert "--blocks expects comma-separated positive integers" in capsys.readouterr().err

@@ -83,6 +83,22 @@ def show_progress(quiet: bool = False) -> bool:
         return False
 
 
+def parse_ints(text: str, flag: str, example: str, *, required: bool = True) -> list[int]:
+    """A flag's comma-separated positive integers (``""`` is none, an error if ``required``),
+    or a :class:`~framekd.errors.ConfigError` naming the flag and an example."""
+    from framekd.errors import ConfigError
+
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    try:
+        values = [int(t) for t in items]
+    except ValueError:
+        values = None
+    if values is None or (required and not values) or any(v < 1 for v in values):
+        raise ConfigError(f"{flag} expects comma-separated positive integers such as "
+                          f"{example}, got {text!r}")
+    return values
+
+
 def check_device(name: str, where: str = "--device") -> None:
     """Raise :class:`~framekd.errors.ConfigError` unless ``name`` is a usable device: ``cpu``,
     ``cuda``/``cuda:INDEX`` with CUDA present, or ``mps`` where available."""

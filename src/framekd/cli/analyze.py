@@ -71,18 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_depths(text: str, quick: bool = False) -> list[int]:
     """``--depths`` as a list of positive integers (``--quick`` turns the default into 2,4)."""
-    from framekd.errors import ConfigError
+    from framekd.cli import parse_ints
 
-    raw = "2,4" if quick and text == "2,4,6" else str(text)
-    items = [d.strip() for d in raw.split(",") if d.strip()]
-    try:
-        depths = [int(d) for d in items]
-    except ValueError:
-        depths = []
-    if not depths or any(d < 1 for d in depths):
-        raise ConfigError(f"--depths expects comma-separated positive integers such as 2,4,6, "
-                          f"got {text!r}")
-    return depths
+    if quick and text == "2,4,6":
+        return [2, 4]
+    return parse_ints(text, "--depths", "2,4,6")
 
 
 def handle(args: argparse.Namespace) -> int:

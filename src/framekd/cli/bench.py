@@ -92,17 +92,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _ints(text: str, flag: str) -> list[int]:
-    """A comma-separated list of integers (``""``: none), or a ConfigError naming ``flag``."""
-    from framekd.errors import ConfigError
-
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from None
-
-
 def handle_speed(args: argparse.Namespace) -> int:
     from framekd.bench import (
         SPEED_COLUMNS,
@@ -111,6 +100,7 @@ def handle_speed(args: argparse.Namespace) -> int:
         speed_rows,
         write_csv,
     )
+    from framekd.cli import parse_ints
     from framekd.errors import ConfigError
     from framekd.io import write_json, write_text
     from framekd.plots import speed_plot
@@ -130,7 +120,8 @@ def handle_speed(args: argparse.Namespace) -> int:
                                        rows_tol=args.rows_tol,
                                        dtypes=[d.strip() for d in args.dtypes.split(",")
                                                if d.strip()],
-                                       blocks=_ints(args.blocks, "--blocks")))
+                                       blocks=parse_ints(args.blocks, "--blocks", "4096,16384",
+                                                         required=False)))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     text = speed_markdown(results)

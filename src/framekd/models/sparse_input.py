@@ -57,9 +57,8 @@ class SparseInput:
             or x.requires_grad
         ):
             return x
-        for key in (slot, *self._cache):  # either slot's copy of this very x will do
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] is x and cached[1] == x._version:
+        for cached in self._cache.values():  # either slot's copy of this very x will do
+            if cached[0] is x and cached[1] == x._version:
                 self._cache[slot] = cached
                 return cached[2]
         density = int(torch.count_nonzero(x)) / x.numel()
