@@ -342,7 +342,7 @@ def test_a_killed_processs_trial_is_failed_when_the_study_is_opened_again(tmp_pa
                                                                           monkeypatch):
     """A trial whose process died stays RUNNING in the storage unless someone fails it: the
     next process to open the study does, once the trial's heartbeat is older than the grace
-    period (shortened here), and says why."""
+    period (shortened here), says why, and queues the same settings again, once."""
     import time
 
     import framekd.tune.study as tune_study
@@ -355,18 +355,33 @@ def test_a_killed_processs_trial_is_failed_when_the_study_is_opened_again(tmp_pa
     dead = open_study(setup, tmp_path / "s")
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: meant for optimize()
         trial = dead.ask()  # started by a process that then died: one heartbeat, no result
+    x = trial.suggest_float("x", 0.0, 1.0)
     dead._storage.record_heartbeat(trial._trial_id)
     assert counts(dead)["running"] == 1
     time.sleep(3.5)
 
     again = open_study(setup, tmp_path / "s")
-    assert counts(again) == {"complete": 0, "pruned": 0, "failed": 1, "running": 0}
+    assert counts(again) == {"complete": 0, "pruned": 0, "failed": 1, "running": 1}
     assert trial_line(again.trials[0]).startswith(f"trial 0: failed: {STOPPED}")
-    # A live trial keeps beating and is left alone.
+    assert again.trials[1].state == optuna.trial.TrialState.WAITING
+    assert again.trials[1].params == {"x": x}
     with pytest.warns(UserWarning, match="Heartbeat"):
+        rerun = again.ask()  # the next trial any process starts is the rerun
         live = again.ask()
-    again._storage.record_heartbeat(live._trial_id)
-    assert counts(open_study(setup, tmp_path / "s"))["running"] == 1
+    assert rerun.number == 1 and rerun.suggest_float("x", 0.0, 1.0) == x
+    for t in (rerun, live):
+        again._storage.record_heartbeat(t._trial_id)
+    # Live trials keep beating and are left alone.
+    assert counts(open_study(setup, tmp_path / "s"))["running"] == 2
+    time.sleep(3.5)
+
+    # Both stop: the fresh one is queued again, the rerun (its one retry spent) is not.
+    last = open_study(setup, tmp_path / "s")
+    assert counts(last) == {"complete": 0, "pruned": 0, "failed": 3, "running": 1}
+    assert trial_line(last.trials[1]).startswith(
+        f"trial 1 (rerun of stopped trial 0): failed: {STOPPED}")
+    assert last.trials[3].state == optuna.trial.TrialState.WAITING
+    assert trial_line(last.trials[3]) == "trial 3 (rerun of stopped trial 2): waiting"
 
 
 def test_processes_with_different_seeds_draw_different_trials(tmp_path):

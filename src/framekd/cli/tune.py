@@ -30,7 +30,8 @@ exit status: 0 done; 1 no trial of the study has completed (no preset written); 
 option; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, e.g. a batch system's time
 limit): finished trials are kept, the trial in progress is recorded as failed, the best so
 far is printed and its preset written. A trial whose process was killed outright is failed
-by the next process that opens the study (after 10 minutes without its heartbeat).
+by the next process that opens the study (after 10 minutes without its heartbeat) and
+queued again with the same settings, once, so resuming after a crash reruns it.
 """
 
 

@@ -15,8 +15,10 @@ them on validation.
 A trial whose process dies (killed, out of memory, machine lost) would stay ``RUNNING`` in the
 storage for ever. Every trial of a storage-backed study therefore records a heartbeat every
 :data:`HEARTBEAT_SECONDS`; a trial without one for :data:`GRACE_SECONDS` is failed by the next
-process that opens the study or starts a trial in it (Optuna's ``fail_stale_trials``), and
-reported as stopped (:func:`trial_line`).
+process that opens the study or starts a trial in it (Optuna's ``fail_stale_trials``),
+reported as stopped (:func:`trial_line`), and queued again with the same settings, once
+(Optuna's ``RetryFailedTrialCallback``): resuming a study after a crash reruns the trials the
+crash cut short instead of losing them, the configuration's own ones included.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ HEARTBEAT_SECONDS = 60
 #: Seconds without a heartbeat after which a running trial counts as stopped (its process
 #: died). Generous, so that a busy machine never fails a live trial.
 GRACE_SECONDS = 600
+#: How often a stopped trial is queued again (once: a setting that kills its process every
+#: time, out of memory say, must not do so for ever).
+RETRIES = 1
 #: ``fail_reason`` of such a trial.
 STOPPED = "its process stopped before the trial finished (killed, out of memory, or lost)"
 
@@ -78,10 +83,28 @@ def _storage(study: str | Path | None) -> Any:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
                                               heartbeat_interval=HEARTBEAT_SECONDS,
-                                              grace_period=GRACE_SECONDS)
+                                              grace_period=GRACE_SECONDS, **_retry())
     except Exception as err:  # bad URL, missing driver, unreachable server, locked file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot open study storage {url}: {first}") from err
+
+
+def _retry() -> dict[str, Any]:
+    """The storage's argument that queues a stopped trial again (named so since Optuna 4.9)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+            return {"heartbeat_stale_trial_callback":
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)}
+        return {"failed_trial_callback":
+                optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)}
+
+
+def _rerun_of(trial: FrozenTrial) -> int | None:
+    """The stopped trial that ``trial`` reruns, if any."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)
 
 
 def default_study_name(setup: TuneSetup) -> str:
@@ -229,6 +252,9 @@ def trial_line(trial: FrozenTrial, best: FrozenTrial | None = None) -> str:
     if trial.datetime_start and trial.datetime_complete:
         secs = f" [{(trial.datetime_complete - trial.datetime_start).total_seconds():.1f} s]"
     head = f"trial {trial.number}"
+    rerun = _rerun_of(trial)
+    if rerun is not None:
+        head += f" (rerun of stopped trial {rerun})"
     if trial.state == TrialState.COMPLETE:
         mark = " (best so far)" if best is not None and best.number == trial.number else ""
         return f"{head}: {trial.value:.4f}{mark}{secs} {format_params(trial.params)}"
