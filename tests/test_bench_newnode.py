@@ -22,7 +22,7 @@ from framekd.cli import main
 from framekd.errors import ConfigError
 from framekd.framelets import FrameletSpec
 from framekd.knowledge import KnowledgeSpec, graph_knowledge
-from framekd.models import FMLPO, FMLPS, build_teacher
+from framekd.models import FMLPO, FMLPS, MLP, build_teacher
 from framekd.newnodes import (
     append_copies,
     original_ids,
@@ -171,15 +171,38 @@ def test_batched_eval_path_equals_the_loop(cls, powers, width, d):
     model = cls(d, 16, 4, knowledge_channels=3, knowledge_width=width, dropout=0.0, **kw).eval()
     x, z = torch.randn(40, d), torch.randn(3, powers, 40, width)
     want = _loop_oracle(model, x, z)
+    x0, z0 = x.clone(), z.clone()
     with torch.no_grad():
         got = model(x, z)
+        twice = model(x, z)  # FMLP-O writes over its own buffers: nothing carries over
     torch.testing.assert_close(got.logits, want.logits, rtol=0, atol=ATOL)
     torch.testing.assert_close(got.gates, want.gates, rtol=0, atol=ATOL)
+    assert torch.equal(twice.logits, got.logits) and torch.equal(twice.gates, got.gates)
+    assert torch.equal(x, x0) and torch.equal(z, z0)  # inputs are never written
     # With gradients on, the same path stays differentiable and gives the same values.
     again = model(x, z)
     torch.testing.assert_close(again.logits, want.logits, rtol=0, atol=ATOL)
     again.logits.sum().backward()
     assert model.encoders[0].weight.grad is not None
+
+
+def test_mlp_relu_in_place_only_where_no_hook_holds_a_layer_output():
+    """The eval MLP applies its ReLU in place, except when a forward hook could hold the
+    layer output it would overwrite."""
+    torch.manual_seed(3)
+    model = MLP(5, 8, 3).eval()
+    x = torch.randn(10, 5)
+    seen = []
+    handle = model.lins[0].register_forward_hook(lambda mod, inp, out: seen.append(out))
+    with torch.no_grad():
+        hooked = model(x).logits
+    handle.remove()
+    assert (seen[0] < 0).any()  # the hooked output kept its negative entries
+    with torch.no_grad():
+        plain = model(x).logits
+    torch.testing.assert_close(plain, hooked, rtol=0, atol=0)
+    ref = model.lins[1](torch.relu(model.lins[0](x)))
+    torch.testing.assert_close(plain, ref, rtol=0, atol=ATOL)
 
 
 def test_eval_path_follows_parameter_updates():

@@ -134,10 +134,13 @@ class MLP(_Student):
         self.dropout = float(dropout)
 
     def forward(self, x: Tensor, knowledge: Tensor | None = None) -> StudentOutput:
+        # In place when no hook can hold a layer's output (a fresh buffer's first touch costs
+        # as much as the ReLU on a whole graph, BENCHMARKS.md §11.8; FMLP-O does the same).
+        relu = torch.relu_ if self._batched() else F.relu
         h = self._sparse_input(x)
         for i, lin in enumerate(self.lins):
             if i > 0:
-                h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
+                h = F.dropout(relu(h), p=self.dropout, training=self.training)
             h = _apply(lin, h)
         return StudentOutput(h, None)
 
@@ -183,6 +186,14 @@ def _gate(gate: nn.Linear, u: Tensor, h: Tensor) -> Tensor:
     d = u.size(-1)
     a_u, a_h = gate.weight[:, :d], gate.weight[:, d:]
     return torch.sigmoid(F.linear(u, a_u, gate.bias) + F.linear(h, a_h))
+
+
+def _linear_relu(x: Tensor, layer: nn.Linear, out: Tensor | None = None) -> Tensor:
+    r""":math:`\mathrm{ReLU}(W x + b)`, written into ``out`` when given (a buffer of the
+    caller's that it no longer reads), else into a new tensor."""
+    if out is None:
+        return F.linear(x, layer.weight, layer.bias).relu_()
+    return torch.addmm(layer.bias, x, layer.weight.T, out=out).relu_()
 
 
 def _heads(classifiers: nn.ModuleList, gates: nn.ModuleList, hidden: int) -> tuple[Tensor, Tensor]:
@@ -420,36 +431,42 @@ class FMLPO(_Student):
         in one product per layer, and each channel's classifier and gate in one head.
         Batching the channels (:func:`torch.baddbmm` over ``knowledge[:, k]``, strided over
         the powers) copied the slice first and stacked the encodings: in bfloat16 that took
-        longer than the products (BENCHMARKS.md §11.6)."""
+        longer than the products (BENCHMARKS.md §11.6).
+
+        When nothing is recorded, the call's three ``[B, H]`` tensors (``h``, the current
+        encoding ``u``, the mix) are written over again for every channel and layer instead
+        of allocated anew: on a whole graph, first touching a fresh buffer's pages cost about
+        as much as the product that fills it (BENCHMARKS.md §11.8)."""
         w = self._inference_weights()
         head_w, head_b, feat_w, feat_b = w[-4:]
         c = self.knowledge_channels
-        h = F.relu(self._encode_features(x))
+        reuse = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        h = self._encode_features(x).relu_()
+        u = mixed = None
         all_gates = []
         for k in range(self.num_powers - 1):
             gate_u, gate_h, gate_b = w[3 * k:3 * k + 3]
             hg = F.linear(h, gate_h, gate_b)  # [B, C]
-            mixed, alphas = None, []
+            alphas = []
             for i in range(c):
-                u = F.relu(self.encoders[i](knowledge[i, k]))
+                u = _linear_relu(knowledge[i, k], self.encoders[i], u if reuse else None)
                 alpha = torch.sigmoid(F.linear(u, gate_u[i:i + 1]) + hg[:, i:i + 1])
-                # In place when nothing is recorded (u is this call's own buffer); with
-                # gradients on, u is saved for the gate's backward and must stay as it is.
-                if mixed is None:
-                    mixed = u * alpha if torch.is_grad_enabled() else u.mul_(alpha)
+                if not reuse:  # u is saved for the gate's backward and must stay as it is
+                    mixed = u * alpha if i == 0 else mixed + u * alpha
+                elif i == 0:
+                    mixed = torch.mul(u, alpha, out=mixed)
                 else:
-                    mixed = mixed + u * alpha if torch.is_grad_enabled() else \
-                        mixed.addcmul_(u, alpha)
+                    mixed.addcmul_(u, alpha)
                 alphas.append(alpha)
             alpha = torch.cat(alphas, 1)  # [B, C]
             mixed = mixed.addcmul_(h, c - alpha.sum(1, keepdim=True)).div_(c)
-            h = F.relu(self.hidden[k](mixed))
+            h = _linear_relu(mixed, self.hidden[k], h if reuse else None)
             all_gates.append(alpha)
         classes = self.feature_classifier.out_features
         hy = F.linear(h, feat_w, feat_b)  # [B, classes + C]
         logits, alphas = None, []
         for i in range(c):
-            u = F.relu(self.encoders[i](knowledge[i, -1]))
+            u = _linear_relu(knowledge[i, -1], self.encoders[i], u if reuse else None)
             zy = F.linear(u, head_w[i], head_b[i])  # [B, classes + 1]
             y_c = zy[:, :classes]
             alpha = torch.sigmoid(zy[:, classes:] + hy[:, classes + i:classes + i + 1])
