@@ -336,6 +336,8 @@ def test_inductive_tuning_holds_the_validation_nodes_out_of_distillation(monkeyp
         expected = set(isplit.observed.tolist()) - set(isplit.split.val.tolist())
         assert set(nodes.tolist()) == expected
         assert set(isplit.split.train.tolist()) <= expected
+    # The objective says so, in the study's attributes and every preset's header.
+    assert "students without the validation nodes" in st.user_attrs["framekd.objective"]
 
 
 def test_a_killed_processs_trial_is_failed_when_the_study_is_opened_again(tmp_path,

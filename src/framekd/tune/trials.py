@@ -109,6 +109,9 @@ class TuneSetup:
         from framekd.metrics import LABELS
 
         graph = ", SDRF-rewired graph" if self.sdrf else ""
+        if self.base.get("setting") == "inductive":
+            graph += (", inductive: trained on the observed graph"
+                      + (", students without the validation nodes" if self.students else ""))
         label = LABELS[self.base.get("metric", "accuracy")]
         return (f"mean validation {label} of {who} over {self.folds} fold(s) "
                 f"(protocol {self.protocol}, splits 0..{self.folds - 1}{graph}), maximised")
