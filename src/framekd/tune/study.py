@@ -102,9 +102,11 @@ def _retry() -> dict[str, Any]:
 
 def _rerun_of(trial: FrozenTrial) -> int | None:
     """The stopped trial that ``trial`` reruns, if any."""
+    callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+        optuna.storages.RetryFailedTrialCallback
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)
+        return callback.retried_trial_number(trial)
 
 
 def default_study_name(setup: TuneSetup) -> str:
