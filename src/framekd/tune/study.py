@@ -89,24 +89,27 @@ def _storage(study: str | Path | None) -> Any:
         raise ConfigError(f"cannot open study storage {url}: {first}") from err
 
 
+#: Optuna's callback that queues a stale trial again, and the storage argument taking it
+#: (renamed in Optuna 4.9; the old pair is deprecated there).
+_RETRY, _RETRY_ARG = (
+    (optuna.storages.RetryHeartbeatStaleTrialCallback, "heartbeat_stale_trial_callback")
+    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
+    else (optuna.storages.RetryFailedTrialCallback, "failed_trial_callback"))
+
+
 def _retry() -> dict[str, Any]:
-    """The storage's argument that queues a stopped trial again (named so since Optuna 4.9)."""
+    """The storage's keyword argument that queues a stopped trial again, :data:`RETRIES`
+    times."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
-            return {"heartbeat_stale_trial_callback":
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)}
-        return {"failed_trial_callback":
-                optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)}
+        return {_RETRY_ARG: _RETRY(max_retry=RETRIES)}
 
 
 def _rerun_of(trial: FrozenTrial) -> int | None:
     """The stopped trial that ``trial`` reruns, if any."""
-    callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
-        optuna.storages.RetryFailedTrialCallback
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return callback.retried_trial_number(trial)
+        return _RETRY.retried_trial_number(trial)
 
 
 def default_study_name(setup: TuneSetup) -> str:
