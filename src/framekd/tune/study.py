@@ -17,7 +17,7 @@ storage for ever. Every trial of a storage-backed study therefore records a hear
 :data:`HEARTBEAT_SECONDS`; a trial without one for :data:`GRACE_SECONDS` is failed by the next
 process that opens the study or starts a trial in it (Optuna's ``fail_stale_trials``),
 reported as stopped (:func:`trial_line`), and queued again with the same settings, once
-(Optuna's ``RetryFailedTrialCallback``): resuming a study after a crash reruns the trials the
+(Optuna's retry callback, :data:`_RETRY`): resuming a study after a crash reruns the trials the
 crash cut short instead of losing them, the configuration's own ones included.
 """
 
