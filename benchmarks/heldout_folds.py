@@ -41,8 +41,7 @@ import optuna
 import yaml
 
 from _env import environment
-from framekd.tune import best_trial, default_trials, objective, storage_url
-from framekd.tune.space import flatten, tuned_student
+from framekd.tune import best_trial, default_trials, objective, preset_params, storage_url
 from seed_halves import halves
 
 
@@ -90,17 +89,6 @@ def score_all(obj, tasks: list[tuple[dict, list[float]]], jobs: int) -> list[lis
         return list(pool.map(_scored, tasks))
 
 
-def trial_params(preset: dict, students: str) -> dict:
-    """The search space's names of a preset's settings: a study that tuned one student writes
-    them as that student's own (``student.fmlp-o.lam``), its trials draw ``student.lam``."""
-    flat = flatten(preset)
-    names = [s for s in students.split(",") if s]
-    if len(names) != 1:
-        return flat
-    own = f"student.{tuned_student(names[0])}."
-    return {f"student.{k[len(own):]}" if k.startswith(own) else k: v for k, v in flat.items()}
-
-
 def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str, str, dict,
                                                         int]:
     """``(study, name, label, params, seen)``: the chosen trial of ``--study`` or
@@ -109,7 +97,8 @@ def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str,
         settings = yaml.safe_load(args.preset.read_text())
         settings.pop("protocol", None)
         print(f"preset {args.preset} (the study saw splits 0..{args.seen - 1})")
-        return None, args.preset.stem, "preset", trial_params(settings, args.students), args.seen
+        params = preset_params(settings, args.students.split(","))
+        return None, args.preset.stem, "preset", params, args.seen
     storage = storage_url(args.study)
     names = optuna.get_all_study_names(storage)
     if len(names) != 1:

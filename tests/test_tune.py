@@ -458,3 +458,24 @@ def test_narrowed_fold_ids_score_each_fold_as_the_full_objective_does():
     assert part.user_attrs["fold_values"] == pytest.approx(full.user_attrs["fold_values"][1:],
                                                            abs=1e-6)
     assert value == pytest.approx(sum(full.user_attrs["fold_values"][1:]) / 2, abs=1e-6)
+
+
+@pytest.mark.parametrize("students", [["fmlp-o"], ["mlp"], ["fmlp-s", "fmlp-o"]])
+def test_preset_params_inverts_the_presets_student_names(students):
+    """A preset written from a trial, read back by ``preset_params``, gives the trial's drawn
+    settings under the search space's names (a one-student preset names them as its own)."""
+    from framekd.tune import make_setup, preset_params
+    from framekd.tune.study import preset_settings
+
+    setup = make_setup(SPEC, teacher="spectral", students=students, folds=2,
+                       overrides=["teacher.hidden=32"])
+    drawn = {"student.lam": 0.44, "student.temperature": 2.86, "teacher.lr": 0.02}
+    trial = optuna.trial.create_trial(
+        params=drawn, value=0.5,
+        distributions={k: optuna.distributions.FloatDistribution(0.0, 10.0) for k in drawn})
+    preset = preset_settings(trial, setup)
+    if len(students) == 1:
+        assert "lam" not in preset["student"]  # written as the student's own setting
+    params = preset_params(preset, students)
+    assert {k: params[k] for k in drawn} == drawn
+    assert params["teacher.hidden"] == 32  # the fixed settings pass through unchanged

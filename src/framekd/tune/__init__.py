@@ -8,7 +8,8 @@ spaces are declared once, in :data:`framekd.tune.space.SEARCH_SPACE`.
 
 * :func:`tune`: run ``trials`` new trials of a study and return it;
 * :func:`objective`: the Optuna objective alone, for a study of your own;
-* :func:`preset_text`: the best trial as a YAML preset for ``framekd run --config``.
+* :func:`preset_text`: the best trial as a YAML preset for ``framekd run --config``;
+* :func:`preset_params`: a preset's settings under the search space's names (to score it).
 
 Studies are stored by Optuna (``study=DIR`` is the SQLite file ``DIR/study.db``, or pass any
 storage URL), so a re-run continues a study and several processes can share one (give
@@ -33,6 +34,7 @@ from framekd.tune.study import (
     default_trials,
     enqueue_defaults,
     open_study,
+    preset_params,
     preset_text,
     run,
     storage_url,
@@ -43,7 +45,7 @@ from framekd.tune.trials import Objective, TuneSetup, make_setup, objective
 __all__ = [
     "SEARCH_SPACE", "Objective", "Param", "TuneSetup", "best_text", "best_trial", "counts",
     "default_study_name", "default_trials", "enqueue_defaults", "make_setup", "objective",
-    "open_study", "preset_text",
+    "open_study", "preset_params", "preset_text",
     "search_space", "storage_url", "trial_line", "tune",
 ]
 

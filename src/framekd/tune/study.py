@@ -369,6 +369,22 @@ def preset_settings(trial: FrozenTrial, setup: TuneSetup) -> dict[str, Any]:
     return _ordered(nest(flat))
 
 
+def preset_params(preset: Mapping[str, Any], students: Iterable[str]) -> dict[str, Any]:
+    """A preset's settings under the search space's names, flat: the inverse of the
+    renaming in :func:`preset_settings`, so a shipped preset can be scored as a trial.
+
+    A study that tuned one student writes that student's settings as its own
+    (``student.fmlp-o.lam``); its trials draw them as ``student.lam``.
+    """
+    flat: dict[str, Any] = flatten(copy.deepcopy(dict(preset)))
+    names = [name for name in students if name]
+    if len(names) != 1:
+        return flat
+    own = f"student.{tuned_student(names[0])}."
+    return {f"student.{key[len(own):]}" if key.startswith(own) else key: value
+            for key, value in flat.items()}
+
+
 def preset_text(study: optuna.Study, setup: TuneSetup, *, command: str | None = None,
                 where: str | None = None) -> str:
     """The YAML preset of the best trial, headed by the study's provenance as comments."""
