@@ -3,6 +3,8 @@ and knowledge, and the operator cache keyed by the graph (not its size)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,30 @@ def test_spectral_gap_of_a_cycle_matches_the_closed_form():
     ring = torch.tensor([[i, (i + 1) % n] for i in range(n)]).t()
     ring = torch.cat([ring, ring.flip(0)], 1)
     assert spectral_gap(ring, n) == pytest.approx(1 - np.cos(2 * np.pi / n), abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["spectral", "spatial", "simplified", "gcn", "sage", "gat"])
+def test_a_teacher_bound_to_its_graph_can_be_deep_copied(name):
+    """torch cannot deep-copy sparse CSR tensors; the modules holding them copy their own
+    (a snapshot of a model, a cached CPU operator copied for a GPU)."""
+    from framekd.models import build_teacher
+
+    ei, n = random_graph(5)
+    x = torch.randn(n, 4, generator=torch.Generator().manual_seed(3))
+    model = build_teacher(name, 4, 3).eval()
+    out = model(x, ei)
+    twin = copy.deepcopy(model)
+    torch.testing.assert_close(twin(x, ei), out, rtol=0, atol=1e-6)
+
+
+def test_deep_copies_of_sparse_operators_share_no_memory():
+    ei, n = random_graph(6)
+    for module, z in ((FrameletTransform(ei, n), torch.randn(n, 2)),
+                      (ChannelPropagation(ei, n, 3, epsilon=0.2), torch.randn(3, n, 2))):
+        twin = copy.deepcopy(module)
+        torch.testing.assert_close(twin(z), module(z), rtol=0, atol=0)
+        for name, buf in module.named_buffers():
+            other = dict(twin.named_buffers())[name]
+            if buf.layout == torch.sparse_csr:
+                buf, other = buf.values(), other.values()
+            assert other.data_ptr() != buf.data_ptr()

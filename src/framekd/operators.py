@@ -13,12 +13,14 @@ Every sparse matrix framekd multiplies with is built here, once, from a canonica
   :math:`\hat A_{high} = \hat A + \varepsilon\tilde D^{-1}`;
 * :func:`symmetric_matmul`: a sparse-dense product whose backward reuses the (symmetric)
   matrix instead of transposing it;
+* :class:`SparseBuffers`: ``copy.deepcopy`` for modules that hold these matrices;
 * :func:`estimate_lambda_max` and :func:`spectral_gap`: the extreme eigenvalues of
   :math:`L`, deterministic (fixed start vectors).
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -78,12 +80,45 @@ def sparse_csr(edge_index: Tensor, weight: Tensor, num_nodes: int, dtype: torch.
     index = torch.int32 if small else torch.int64
     crow = torch.zeros(num_nodes + 1, dtype=torch.int64)
     crow[1:] = torch.cumsum(counts, 0)
+    return _csr_tensor(crow.to(index), edge_index[1].to(index).contiguous(), weight.to(dtype),
+                       (num_nodes, num_nodes))
+
+
+def _csr_tensor(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
-        return torch.sparse_csr_tensor(
-            crow.to(index), edge_index[1].to(index).contiguous(), weight.to(dtype),
-            (num_nodes, num_nodes), check_invariants=False,
-        )
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+def clone_csr(matrix: Tensor) -> Tensor:
+    """A copy of a sparse CSR tensor, on its device, with its dtypes."""
+    return _csr_tensor(matrix.crow_indices().clone(), matrix.col_indices().clone(),
+                       matrix.values().clone(), tuple(matrix.shape))
+
+
+class SparseBuffers:
+    """Mixin for modules that hold sparse CSR tensors: makes ``copy.deepcopy`` work.
+
+    torch cannot deep-copy a sparse CSR tensor (it has no storage to copy), so without this
+    a module holding one, and every model containing such a module, fails
+    ``copy.deepcopy`` (a cached operator copied to a GPU, a model snapshot). CSR buffers
+    are copied through their index and value tensors; the attributes named in ``_caches``
+    (what a model memoised for the last graph it saw) start empty (``None``) in the copy,
+    which rebuilds them on its first call; everything else is copied as usual.
+    """
+
+    _caches: tuple[str, ...] = ()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SparseBuffers:
+        for buf in self._buffers.values():
+            if buf is not None and buf.layout == torch.sparse_csr and id(buf) not in memo:
+                memo[id(buf)] = clone_csr(buf)
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        state = {k: v for k, v in self.__dict__.items() if k not in self._caches}
+        new.__setstate__(copy.deepcopy(state, memo))
+        new.__dict__.update(dict.fromkeys(self._caches))
+        return new
 
 
 def gcn_adjacency(
@@ -139,7 +174,7 @@ def symmetric_matmul(
     return _SymmetricAddmm.apply(u, p, v, beta, alpha)
 
 
-class ChannelPropagation(nn.Module):
+class ChannelPropagation(SparseBuffers, nn.Module):
     r"""Applies :math:`\hat A_c` to every slice of a ``[C, N, d]`` channel stack at once:
 
     .. math::

@@ -46,6 +46,7 @@ from framekd.framelets.banks import CHEBYSHEV_A, chebyshev_coefficients, filter_
 from framekd.framelets.spec import FrameletSpec
 from framekd.graph import ensure_canonical
 from framekd.operators import (
+    SparseBuffers,
     estimate_lambda_max,
     normalized_adjacency,
     sparse_csr,
@@ -81,7 +82,7 @@ class Transform(Protocol):
         r"""``[C, N, d] -> [N, d]``: :math:`\sum_c W_c y_c`."""
 
 
-class FrameletTransform(nn.Module):
+class FrameletTransform(SparseBuffers, nn.Module):
     r"""The undecimated graph framelet transform :math:`\{W_c\}_{c \in C}` of one graph.
 
     Args:

@@ -47,6 +47,11 @@ class SparseInput:
     def __call__(self, x: Tensor) -> Tensor:
         return self._convert(x, "call")
 
+    def __deepcopy__(self, memo: dict[int, object]) -> SparseInput:
+        # A copy starts with an empty cache: the cache is no state of the model, and torch
+        # cannot deep-copy its CSR tensors.
+        return SparseInput(self.max_density)
+
     def _convert(self, x: Tensor, slot: str) -> Tensor:
         if (
             self.max_density == 0.0

@@ -35,7 +35,7 @@ from framekd.framelets.transform import Transform
 from framekd.graph import ensure_canonical, graph_hash
 from framekd.models.sparse_input import SPARSE_INPUT_DENSITY, SparseInput, input_dropout
 from framekd.models.stack import layer_widths
-from framekd.operators import gcn_adjacency, symmetric_matmul
+from framekd.operators import SparseBuffers, gcn_adjacency, symmetric_matmul
 
 #: A teacher precomputes its first layer's input products only when one takes at most this
 #: many bytes (``C·N·d`` values; :meth:`_FrameletTeacher.first_layer_precomputed`).
@@ -45,8 +45,10 @@ INPUT_PRODUCT_MAX_BYTES = 256 * 2**20
 DENSE_DISCOUNT = 4
 
 
-class _FrameletTeacher(nn.Module):
+class _FrameletTeacher(SparseBuffers, nn.Module):
     """Shared plumbing: framelet settings and the operator of the graph in use."""
+
+    _caches = ("_bound",)  # a copy binds the (shared, cached) operator on its first call
 
     def __init__(
         self,
@@ -419,7 +421,7 @@ def _gcn_adjacency(edge_index: Tensor, num_nodes: int, dtype: torch.dtype,
     return _GCN_ADJACENCY[key]
 
 
-class GCN(pyg_models.GCN):
+class GCN(SparseBuffers, pyg_models.GCN):
     r"""PyG :class:`~torch_geometric.nn.models.GCN` with the framekd teacher signature.
 
     Unlike PyG's, the third positional argument is ``out_channels``; ``num_layers`` and the
@@ -439,6 +441,8 @@ class GCN(pyg_models.GCN):
     Shapes:
         ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` → ``[N, out_channels]``.
     """
+
+    _caches = ("_bound",)  # Â and ÂX of the last graph: a copy rebuilds them
 
     def __init__(
         self,
