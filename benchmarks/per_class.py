@@ -19,9 +19,10 @@ protocol caps train and validation per class; the test set is the rest). Nothing
 ``--prior`` adds what a tuning objective could read without test labels: each model's
 validation recall per class, its validation accuracy, and the validation accuracy reweighted
 to :math:`\hat\pi`, the teacher's arg-max class shares on the nodes outside train and
-validation: :math:`\sum_c \hat\pi_c\,\mathrm{recall}_c(\text{val})`. In an inductive run the
-validation nodes are predicted from the full graph, not from the observed graph the run used,
-so these are close to, not exactly, the run's validation scores.
+validation (and, inductive, outside the unseen nodes):
+:math:`\sum_c \hat\pi_c\,\mathrm{recall}_c(\text{val})`. In an inductive run the validation
+nodes are predicted from the full graph, not from the observed graph the run used, so these
+are close to, not exactly, the run's validation scores.
 """
 
 from __future__ import annotations
@@ -60,11 +61,16 @@ def _split(run: Path, data, cfg: dict, seed: int) -> dict[str, torch.Tensor]:
 
 
 def _prior(run: Path, seed: int, split: dict[str, torch.Tensor], classes: int) -> torch.Tensor:
-    r""":math:`\hat\pi`: the teacher's arg-max class shares outside train and validation."""
+    r""":math:`\hat\pi`: the teacher's arg-max class shares outside train and validation.
+
+    An inductive run's unseen nodes are left out too: the teacher never saw them, and its
+    saved rows there are its answer for a node without features or edges (one class for all).
+    """
     logp = load_tensors(run / f"seed_{seed}" / "teacher_logp.safetensors")["log_probs"]
     outside = torch.ones(logp.size(0), dtype=torch.bool)
-    outside[split["train"]] = False
-    outside[split["val"]] = False
+    for part in ("train", "val", "unseen"):
+        if part in split:
+            outside[split[part]] = False
     return torch.bincount(logp[outside].argmax(1), minlength=classes).float() / outside.sum()
 
 
@@ -142,7 +148,7 @@ def per_class(run: Path, models: list[str], seeds: list[int], prior: bool = Fals
 
 
 def _prior_table(val: _Tally, pi: torch.Tensor, models: list[str]) -> str:
-    lines = ["| class | validation nodes | teacher's share outside train+val (%) | "
+    lines = ["| class | validation nodes | teacher's share outside train, val, unseen (%) | "
              + " | ".join(f"{m} val recall" for m in models) + " |",
              "|" + "---:|" * (len(models) + 3)]
     lines += [f"| {c} | {val.counts[c]:.0f} | {100 * pi[c]:.1f} | "
