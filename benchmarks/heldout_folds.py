@@ -26,6 +26,12 @@ and only the other splits are trained; ``--rescore`` trains every split. ``--pre
 --seen K`` scores a preset a study wrote instead of one of the study's trials, for when the
 study's database is gone (every split is trained). ``--jobs 2`` scores the settings (the
 default's modes and the chosen trial) in two processes at once.
+
+``--prior teacher`` scores every split with the prior-weighted objective
+(``framekd tune --prior teacher``: validation accuracy weighted to the fold teacher's
+predicted class shares); a study made with another objective then holds no usable score and
+every split is trained. ``--heldout-only`` trains only the splits the study never saw
+(K..FOLDS-1), all the bar reads.
 """
 
 from __future__ import annotations
@@ -45,9 +51,12 @@ from framekd.tune import best_trial, default_trials, objective, preset_params, s
 from seed_halves import halves
 
 
-def known_values(study: optuna.Study | None, params: dict, seen: int) -> list[float]:
+def known_values(study: optuna.Study | None, params: dict, seen: int,
+                 skip: bool = False) -> list[float | None]:
     """The scores of splits ``0..seen-1`` a complete trial of ``study`` with ``params``
-    holds (none without a study or such a trial)."""
+    holds (none without a study or such a trial); ``skip``: ``None`` for each (not scored)."""
+    if skip:
+        return [None] * seen
     if study is None:
         return []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -56,9 +65,9 @@ def known_values(study: optuna.Study | None, params: dict, seen: int) -> list[fl
     return []
 
 
-def fold_values(obj, params: dict, known: list[float]) -> list[float]:
+def fold_values(obj, params: dict, known: list[float | None]) -> list[float | None]:
     """The objective's per-fold validation scores for fixed ``params``: ``known`` for the
-    first folds, the others trained."""
+    first folds (``None``: not scored), the others trained."""
     if len(known) >= obj.setup.folds:
         return known[:obj.setup.folds]
     obj.fold_ids = list(range(len(known), obj.setup.folds))
@@ -66,7 +75,7 @@ def fold_values(obj, params: dict, known: list[float]) -> list[float]:
     value = obj(trial)
     if value != value:  # nan: a failed trial
         raise SystemExit(f"the settings failed: {trial.user_attrs.get('fail_reason')}")
-    if known:
+    if known and known[0] is not None:
         print(f"  splits 0..{len(known) - 1} read from the study, "
               f"{len(known)}..{obj.setup.folds - 1} trained")
     return [*known, *trial.user_attrs["fold_values"]]
@@ -148,26 +157,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rescore", action="store_true",
                     help="train every split, also those the study's database holds")
     ap.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
+    ap.add_argument("--prior", choices=("none", "teacher"), default="none",
+                    help="the objective's validation weighting (framekd tune --prior)")
+    ap.add_argument("--heldout-only", action="store_true",
+                    help="train only the splits the study never saw")
     args = ap.parse_args(argv)
 
     study, name, label, params, seen = chosen_settings(args)
-    if args.rescore:
-        study = None
+    if args.rescore or (study is not None
+                        and study.user_attrs.get("framekd.prior", "none") != args.prior):
+        study = None  # its scores are of another objective
     overrides = [*args.set, *([f"setting={args.setting}"] if args.setting else [])]
     obj = objective(args.dataset, teacher=args.teacher, students=args.students,
                     protocol=args.protocol, folds=args.folds, search=args.search,
-                    epochs=args.epochs, overrides=overrides)
+                    epochs=args.epochs, overrides=overrides, prior=args.prior)
     print(environment())
     rows = []
     candidates = [*default_trials(obj.setup), params]
-    *defaults, tuned = score_all(obj, [(p, known_values(study, p, seen)) for p in candidates],
-                                 args.jobs)
-    default = [max(vals) for vals in zip(*defaults, strict=True)]
+    tasks = [(p, known_values(study, p, seen, args.heldout_only)) for p in candidates]
+    *defaults, tuned = score_all(obj, tasks, args.jobs)
+    default = [None if vals[0] is None else max(vals) for vals in zip(*defaults, strict=True)]
     for settings, values in (("default", default), (label, tuned)):
-        print(f"{settings}: {halves({i: 100 * v for i, v in enumerate(values)})}")
-        print("  " + " ".join(f"{100 * v:.2f}" for v in values))
+        scored = {i: v for i, v in enumerate(values) if v is not None}
+        print(f"{settings}: {halves({i: 100 * v for i, v in scored.items()})}")
+        print("  " + " ".join("–" if v is None else f"{100 * v:.2f}" for v in values))
         rows += [{"study": name, "settings": settings, "fold": i, "val": f"{v:.6f}"}
-                 for i, v in enumerate(values)]
+                 for i, v in scored.items()]
     print(verdict(default, tuned, seen))
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,20 @@ r"""Node-classification metrics: what early stopping, the tables and ``framekd t
 
 Accuracy needs no third-party code; the other two come from scikit-learn, a well-kept
 reference implementation. Every metric is in ``[0, 1]``, higher is better.
+
+A validation set can be drawn with other class shares than the nodes a model will be used
+on (the fgkd protocol caps train and validation per class; its test set is the rest, and on
+Physics 71 % of it is one class, BENCHMARKS.md §8.16). :func:`class_prior` estimates the
+shares of the unlabelled nodes without reading a label, from a model's arg-max, and
+:func:`prior_weighted_accuracy` scores a node set as if it had those shares
+(``framekd tune --prior teacher``).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -93,3 +101,65 @@ def _roc_auc(prob: np.ndarray, labels: np.ndarray, where: str) -> float:
         return float(roc_auc_score(labels, prob[:, 1]))
     aucs = [roc_auc_score(labels == k, prob[:, k]) for k in present if 0 <= k < prob.shape[1]]
     return float(np.mean(aucs)) if aucs else math.nan
+
+
+def class_prior(log_probs: Tensor, exclude: Sequence[Tensor] = ()) -> Tensor:
+    r"""The arg-max class shares of ``log_probs`` ``[N, C]`` on the nodes outside ``exclude``.
+
+    .. math::
+        \hat\pi_c = \frac{|\{v \notin E : \arg\max_k p_{vk} = c\}|}{|\{v \notin E\}|}
+
+    ``exclude`` (node-index tensors, e.g. the training and validation nodes) are the nodes
+    whose shares are known or chosen by the protocol; the rest are the nodes the model is
+    for. No label is read. :class:`ConfigError` when every node is excluded.
+    """
+    outside = torch.ones(log_probs.size(0), dtype=torch.bool, device=log_probs.device)
+    for nodes in exclude:
+        outside[nodes.to(log_probs.device)] = False
+    count = int(outside.sum())
+    if count == 0:
+        raise ConfigError("class_prior: every node is excluded; there is nothing to "
+                          "estimate the class shares on")
+    pred = log_probs[outside].argmax(dim=-1)
+    return torch.bincount(pred, minlength=log_probs.size(1)).double().cpu() / count
+
+
+def prior_weighted_accuracy(logits: Tensor, y: Tensor, index: Tensor | None,
+                            prior: Tensor) -> float:
+    r"""Accuracy on the nodes ``index`` reweighted to the class shares ``prior`` ``[C]``.
+
+    .. math::
+        \mathrm{acc}_{\hat\pi} = \sum_{c \in P} \frac{\hat\pi_c}{\sum_{k \in P}
+        \hat\pi_k}\, \mathrm{recall}_c, \qquad
+        \mathrm{recall}_c = \frac{|\{v : y_v = c,\ \arg\max_k z_{vk} = c\}|}
+        {|\{v : y_v = c\}|}
+
+    over the classes :math:`P` present among the labelled nodes of ``index`` (unlabelled
+    nodes, label ``-1``, are left out). It is the expected accuracy on nodes drawn with the
+    shares ``prior`` if each class's recall is what the node set shows; with ``prior`` equal
+    to the node set's own shares it is plain accuracy, with uniform shares balanced accuracy.
+    ``nan`` for an empty node set, non-finite predictions or a prior without weight on the
+    present classes.
+    """
+    if index is not None:
+        logits, y = logits[index], y[index]
+    labelled = y >= 0
+    logits, y = logits[labelled].detach(), y[labelled]
+    if y.numel() == 0 or not bool(torch.isfinite(logits).all()):
+        return float("nan")
+    classes = logits.size(-1)
+    prior = torch.as_tensor(prior, dtype=torch.float64).cpu()
+    if prior.numel() != classes or not bool(torch.isfinite(prior).all()) \
+            or bool((prior < 0).any()):
+        raise ConfigError(f"prior must hold {classes} finite non-negative class shares, "
+                          f"got {prior.tolist()}")
+    y = y.cpu()
+    hit = (logits.argmax(dim=-1).cpu() == y).double()
+    size = torch.bincount(y, minlength=classes).double()
+    right = torch.bincount(y, weights=hit, minlength=classes)
+    present = size > 0
+    weight = prior * present
+    if float(weight.sum()) <= 0:
+        return float("nan")
+    recall = torch.where(present, right / size.clamp(min=1), torch.zeros_like(size))
+    return float((weight * recall).sum() / weight.sum())

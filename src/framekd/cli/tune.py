@@ -16,6 +16,8 @@ objective: mean validation score (--metric, default accuracy) over --folds split
 split seed i); with --students, the mean over the listed students distilled from the
 trial's teacher (teacher and student settings searched jointly; `mlp` is the MLP distilled
 with the trial's lambda).
+With --prior teacher each fold's validation accuracy is weighted to the class shares its
+teacher predicts on the nodes outside train and validation: sum_c share_c * recall_c(val).
 Test labels are never read. Failed settings (rejected values, a diverging loss, out of
 memory) are recorded as failed trials, with the reason printed. A new study first runs the
 configuration's own settings (one trial per mode for teacher.smooth=auto), so the preset is
@@ -92,6 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "framelet, knowledge, student, sdrf) or keys (student.feature_dropout); "
                    "the others keep their configured values. With student settings only, "
                    "each fold's teacher is trained once and shared by the trials")
+    p.add_argument("--prior", choices=("none", "teacher"),
+                   help="teacher: weight each fold's validation accuracy to the class shares "
+                   "its teacher predicts on the nodes outside train and validation (for "
+                   "protocols such as fgkd whose validation set is class-balanced and whose "
+                   "test set is not); no label is read. Default none")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix one setting for every trial, e.g. --set teacher.hidden=32 "
                    "(repeatable)")
@@ -107,7 +114,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["framekd", "tune", "--dataset", str(args.dataset)]
     for opt in ("teacher", "students", "trials", "timeout", "study", "study_name", "protocol",
                 "folds", "seed", "epochs", "rewire", "device", "config", "metric", "setting",
-                "search", "out"):
+                "search", "prior", "out"):
         value = getattr(args, opt)
         if value is not None:
             parts += [f"--{opt.replace('_', '-')}", str(value)]
@@ -153,7 +160,7 @@ def handle(args: argparse.Namespace) -> int:
     setup = make_setup(args.dataset, teacher=args.teacher, students=args.students,
                        protocol=args.protocol, folds=args.folds, epochs=args.epochs,
                        rewire=args.rewire, device=args.device, config_file=args.config,
-                       search=args.search,
+                       search=args.search, prior=args.prior or "none",
                        overrides=[*([f"metric={args.metric}"] if args.metric else []),
                                   *([f"setting={args.setting}"] if args.setting else []),
                                   *args.set])

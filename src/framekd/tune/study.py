@@ -203,7 +203,7 @@ def enqueue_defaults(study: optuna.Study, setup: TuneSetup) -> int:
 
 
 #: Identity attributes that studies of earlier versions lack, and the value they meant.
-_ABSENT = {"framekd.search": "all"}
+_ABSENT = {"framekd.search": "all", "framekd.prior": "none"}
 
 
 def _check_identity(study: optuna.Study, setup: TuneSetup, name: str) -> None:

@@ -1,4 +1,4 @@
-"""The objective of ``framekd tune``: mean validation score over k splits.
+r"""The objective of ``framekd tune``: mean validation score over k splits.
 
 :class:`TuneSetup` holds what a study tunes (dataset, teacher, students, protocol, folds,
 the user's fixed settings, the search space); :class:`Objective` is the Optuna objective
@@ -13,6 +13,17 @@ prune the trial.
 
 Test labels are never read: each fold trains on a copy of the labels whose test nodes are
 set to ``-1`` (unlabelled), and only validation scores enter the objective.
+
+``prior="teacher"`` (``framekd tune --prior teacher``, with the accuracy metric) scores each
+fold's validation nodes as if they had the class shares of the nodes the model is for, not
+their own: :math:`\sum_c \hat\pi_c\,\mathrm{recall}_c(\text{val})`
+(:func:`framekd.metrics.prior_weighted_accuracy`), where :math:`\hat\pi` is the fold
+teacher's arg-max class shares on the nodes outside train and validation (and, inductive,
+outside the unseen nodes, which the teacher never saw) (:func:`framekd.metrics.class_prior`).
+No label enters :math:`\hat\pi`. It is for protocols whose validation set is drawn with
+other class shares than the test set: fgkd caps validation per class and leaves the rest
+to test, so on a skewed graph plain validation accuracy ranks settings by the wrong mix of
+classes (BENCHMARKS.md §8.16). Early stopping still follows the run's ``metric``.
 
 With the run setting ``setting: inductive`` (``framekd tune --setting inductive``) fold ``i``
 is :func:`framekd.inductive.inductive_split` of seed ``i``: teacher, knowledge and students
@@ -37,7 +48,7 @@ import copy
 import json
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +76,8 @@ from framekd.tune.space import (
 
 #: ``knowledge.mode: features`` larger than this fails the trial (as ``auto`` would switch).
 FEATURES_BYTES = 1 << 30
+#: How a fold weights its validation nodes' classes (:attr:`TuneSetup.prior`).
+PRIORS = ("none", "teacher")
 
 
 @dataclass
@@ -81,6 +94,8 @@ class TuneSetup:
         space: the searched parameters, in draw order.
         epochs: the epoch cap during tuning (``None``: the configuration's).
         search: the groups or keys the user restricted the search to (``None``: all).
+        prior: ``"none"`` (plain validation score) or ``"teacher"`` (validation accuracy
+            weighted to the fold teacher's predicted class shares; see the module).
     """
 
     dataset: str
@@ -93,6 +108,7 @@ class TuneSetup:
     space: list[Param]
     epochs: int | None = None
     search: tuple[str, ...] | None = None
+    prior: str = "none"
 
     @property
     def sdrf(self) -> bool:
@@ -113,6 +129,8 @@ class TuneSetup:
             graph += (", inductive: trained on the observed graph"
                       + (", students without the validation nodes" if self.students else ""))
         label = LABELS[self.base.get("metric", "accuracy")]
+        if self.prior == "teacher":
+            label += " (weighted to the teacher's predicted class shares)"
         return (f"mean validation {label} of {who} over {self.folds} fold(s) "
                 f"(protocol {self.protocol}, splits 0..{self.folds - 1}{graph}), maximised")
 
@@ -134,6 +152,7 @@ class TuneSetup:
             "framekd.rewire": str(self.base["rewire"]["method"]),
             "framekd.fixed": json.dumps(self.fixed, sort_keys=True, default=str),
             "framekd.search": "all" if self.search is None else ",".join(self.search),
+            "framekd.prior": self.prior,
         }
 
 
@@ -171,6 +190,7 @@ def make_setup(
     overrides: Iterable[str] = (),
     space: Iterable[Param] = SEARCH_SPACE,
     search: str | Iterable[str] | None = None,
+    prior: str = "none",
 ) -> TuneSetup:
     """Resolve the settings of a study the way ``framekd run`` resolves a run's.
 
@@ -178,7 +198,9 @@ def make_setup(
     the teacher alone. ``rewire="sdrf"`` searches the SDRF settings. Settings in
     ``config_file`` and ``overrides`` (``key=value``) are fixed for every trial. ``search``
     (groups such as ``"student"`` or dotted keys, a list or a comma-separated string)
-    searches only those settings, the others keep their configured values.
+    searches only those settings, the others keep their configured values. ``prior``
+    ``"teacher"`` weights each fold's validation accuracy to its teacher's predicted class
+    shares (module docstring).
     """
     from framekd.models.registry import TEACHERS, model_name
 
@@ -189,6 +211,8 @@ def make_setup(
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
     if rewire not in (None, "none", "sdrf"):
         raise ConfigError(f"rewire must be none or sdrf, got {rewire!r}")
+    if prior not in PRIORS:
+        raise ConfigError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
     overrides = list(overrides)
     fixed: dict[str, Any] = {}
     if config_file is not None:
@@ -222,11 +246,14 @@ def make_setup(
     if isinstance(search, str):
         search = [part.strip() for part in search.split(",") if part.strip()]
     search = None if search is None else tuple(search)
+    if prior != "none" and base.get("metric", "accuracy") != "accuracy":
+        raise ConfigError(f"prior {prior} weights validation accuracy; it does not apply to "
+                          f"metric {base['metric']} (use --metric accuracy or --prior none)")
     chosen = search_space(tname, names, sdrf=base["rewire"]["method"] == "sdrf",
                           fixed=fixed, space=space, only=search)
     return TuneSetup(dataset=str(dataset), teacher=tname, students=names,
                      protocol=base["protocol"], folds=folds, fixed=_nest_sorted(fixed),
-                     base=base, space=chosen, epochs=epochs, search=search)
+                     base=base, space=chosen, epochs=epochs, search=search, prior=prior)
 
 
 def _nest_sorted(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,8 +438,10 @@ class Objective:
         from framekd.models import student_from_config
 
         data, knowledge, res, distill_nodes = self._teacher(rc, fold, split, memo)
+        val_score = self._val_score(fold, split, data, res.log_probs)
+        teacher_val = val_score(res)
         if not self.setup.students:
-            return res.val_score, res.val_score
+            return teacher_val, teacher_val
         d, c = data.x.size(1), int(data.num_classes)
         scores = []
         for name in self.setup.students:
@@ -430,8 +459,23 @@ class Objective:
                 metric=rc.metric, distill_nodes=distill_nodes,
             )
             _check_finite(sres.history, f"student {name}")
-            scores.append(sres.val_score)
-        return statistics.fmean(scores), res.val_score
+            scores.append(val_score(sres))
+        return statistics.fmean(scores), teacher_val
+
+    def _val_score(self, fold: int, split: Any, data: Any,
+                   teacher_logp: Tensor) -> Callable[[Any], float]:
+        r"""How fold ``fold`` scores a trained model: its validation score, or with
+        ``prior="teacher"`` its validation accuracy weighted to :math:`\hat\pi`."""
+        if self.setup.prior == "none":
+            return lambda result: result.val_score
+        from framekd.metrics import class_prior, prior_weighted_accuracy
+
+        known = [split.train, split.val]
+        if self.inductive:
+            known.append(self.isplits[fold].unseen)
+        prior = class_prior(teacher_logp, known)
+        return lambda result: prior_weighted_accuracy(result.log_probs, data.y, split.val,
+                                                      prior)
 
 
 def _without(nodes: Tensor, held_out: Tensor) -> Tensor:
