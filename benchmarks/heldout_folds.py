@@ -31,13 +31,17 @@ default's modes and the chosen trial) in two processes at once.
 (``framekd tune --prior teacher``: validation accuracy weighted to the fold teacher's
 predicted class shares); a study made with another objective then holds no usable score and
 every split is trained. ``--heldout-only`` trains only the splits the study never saw
-(K..FOLDS-1), all the bar reads.
+(K..FOLDS-1), all the bar reads. ``--baseline package`` scores the package defaults
+instead of the configuration's own settings: the comparison a study made before its
+settings shipped in the dataset's preset.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import dataclasses
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -47,6 +51,7 @@ import optuna
 import yaml
 
 from _env import environment
+from framekd.config import DEFAULTS
 from framekd.tune import best_trial, default_trials, objective, preset_params, storage_url
 from seed_halves import halves
 
@@ -159,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--prior", choices=("none", "teacher"), default="none",
                     help="the objective's validation weighting (framekd tune --prior)")
+    ap.add_argument("--baseline", choices=("config", "package"), default="config",
+                    help="what the chosen settings are compared with: the configuration's "
+                    "own settings (default) or the package defaults")
     ap.add_argument("--heldout-only", action="store_true",
                     help="train only the splits the study never saw")
     args = ap.parse_args(argv)
@@ -173,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                     epochs=args.epochs, overrides=overrides, prior=args.prior)
     print(environment())
     rows = []
-    candidates = [*default_trials(obj.setup), params]
+    base = obj.setup if args.baseline == "config" else \
+        dataclasses.replace(obj.setup, base=copy.deepcopy(DEFAULTS))
+    candidates = [*default_trials(base), params]
     tasks = [(p, known_values(study, p, seen, args.heldout_only)) for p in candidates]
     *defaults, tuned = score_all(obj, tasks, args.jobs)
     default = [None if vals[0] is None else max(vals) for vals in zip(*defaults, strict=True)]

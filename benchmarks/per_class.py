@@ -20,7 +20,9 @@ protocol caps train and validation per class; the test set is the rest). Nothing
 validation recall per class, its validation accuracy, and the validation accuracy reweighted
 to :math:`\hat\pi`, the teacher's arg-max class shares on the nodes outside train and
 validation (and, inductive, outside the unseen nodes):
-:math:`\sum_c \hat\pi_c\,\mathrm{recall}_c(\text{val})`. In an inductive run the validation
+:math:`\sum_c \hat\pi_c\,\mathrm{recall}_c(\text{val})` (:func:`framekd.metrics.class_prior`,
+:func:`framekd.metrics.prior_weighted_accuracy`, what ``framekd tune --prior teacher``
+maximises). In an inductive run the validation
 nodes are predicted from the full graph, not from the observed graph the run used, so these
 are close to, not exactly, the run's validation scores.
 """
@@ -39,6 +41,7 @@ from framekd import Predictor
 from framekd.data import load_dataset
 from framekd.errors import FramekdWarning
 from framekd.io import load_tensors, read_json
+from framekd.metrics import class_prior, prior_weighted_accuracy
 from framekd.splits import make_split
 from framekd.trained import finished_seeds
 
@@ -60,18 +63,14 @@ def _split(run: Path, data, cfg: dict, seed: int) -> dict[str, torch.Tensor]:
     return {"train": split.train, "val": split.val, "test": split.test}
 
 
-def _prior(run: Path, seed: int, split: dict[str, torch.Tensor], classes: int) -> torch.Tensor:
+def _prior(run: Path, seed: int, split: dict[str, torch.Tensor]) -> torch.Tensor:
     r""":math:`\hat\pi`: the teacher's arg-max class shares outside train and validation.
 
     An inductive run's unseen nodes are left out too: the teacher never saw them, and its
     saved rows there are its answer for a node without features or edges (one class for all).
     """
     logp = load_tensors(run / f"seed_{seed}" / "teacher_logp.safetensors")["log_probs"]
-    outside = torch.ones(logp.size(0), dtype=torch.bool)
-    for part in ("train", "val", "unseen"):
-        if part in split:
-            outside[split[part]] = False
-    return torch.bincount(logp[outside].argmax(1), minlength=classes).float() / outside.sum()
+    return class_prior(logp, [split[p] for p in ("train", "val", "unseen") if p in split])
 
 
 def _recall(y: torch.Tensor, pred: torch.Tensor, classes: int) -> torch.Tensor:
@@ -99,7 +98,8 @@ class _Tally:
         self.acc[m] += (pred == y).float().mean().item() / self.k
         self.bal[m] += balanced_accuracy_score(y, pred) / self.k
         if prior is not None:
-            self.weighted[m] += float((prior * r).sum()) / self.k
+            logits = torch.nn.functional.one_hot(pred, self.classes).float()
+            self.weighted[m] += prior_weighted_accuracy(logits, y, None, prior) / self.k
 
 
 def _row(label: str, values, blanks: int = 1) -> str:
@@ -117,7 +117,7 @@ def per_class(run: Path, models: list[str], seeds: list[int], prior: bool = Fals
     for seed in seeds:
         split = _split(run, data, cfg, seed)
         scored = split["unseen"] if inductive else split["test"]
-        shares = _prior(run, seed, split, classes) if prior else None
+        shares = _prior(run, seed, split) if prior else None
         test.nodes(data.y[scored])
         val.nodes(data.y[split["val"]])
         if shares is not None:

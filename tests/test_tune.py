@@ -479,3 +479,51 @@ def test_preset_params_inverts_the_presets_student_names(students):
     params = preset_params(preset, students)
     assert {k: params[k] for k in drawn} == drawn
     assert params["teacher.hidden"] == 32  # the fixed settings pass through unchanged
+
+
+def test_drawn_student_settings_reach_a_student_whose_own_section_the_preset_ships(
+        monkeypatch):
+    """A dataset preset may ship a student's own settings (``student.fmlp-c.lam``, what a
+    shipped study wrote). A study that searches them must train each trial with its drawn
+    values, not the preset's; its first trial is the preset's; an own setting the user
+    fixed stays fixed."""
+    import framekd.distill
+    from framekd.tune import default_trials
+    from framekd.tune.study import preset_settings
+
+    lams: list[float] = []
+    real = framekd.distill.distill_student
+
+    def spy(*args, lam, **kwargs):
+        lams.append(lam)
+        return real(*args, lam=lam, **kwargs)
+
+    monkeypatch.setattr(framekd.distill, "distill_student", spy)
+
+    def setup_with_preset(students, overrides=()):
+        setup = tune_trials.make_setup(SPEC, teacher="gcn", students=students, folds=1,
+                                       epochs=3, search="student.lam",
+                                       overrides=list(overrides))
+        setup.base["student"]["fmlp-c"] = {"lam": 0.7}  # as configs/<dataset>.yaml ships
+        return setup
+
+    setup = setup_with_preset(("fmlp-c",))
+    assert default_trials(setup) == [{"student.lam": 0.7}]
+    obj = tune_trials.Objective(setup)
+    for lam in (0.2, 0.9):
+        obj(optuna.trial.FixedTrial({"student.lam": lam}))
+    assert lams == [0.2, 0.9]
+
+    lams.clear()  # two students, the user fixed fmlp-c's: only fmlp-s draws it
+    setup = setup_with_preset(("fmlp-c", "fmlp-s"), ["student.fmlp-c.lam=0.3"])
+    setup.base["student"]["fmlp-c"] = {"lam": 0.3}
+    assert default_trials(setup) == [{"student.lam": 0.0}]  # they disagree: the shared one
+    tune_trials.Objective(setup)(optuna.trial.FixedTrial({"student.lam": 0.9}))
+    assert lams == [0.3, 0.9]
+
+    # the preset of several tuned students says what the trial trained
+    st = optuna.create_study(direction="maximize")
+    st.enqueue_trial({"student.lam": 0.9})
+    st.optimize(tune_trials.Objective(setup_with_preset(("fmlp-c", "fmlp-s"))), n_trials=1)
+    written = preset_settings(st.best_trial, setup_with_preset(("fmlp-c", "fmlp-s")))
+    assert get(written, "student.lam") == get(written, "student.fmlp-c.lam") == 0.9

@@ -38,7 +38,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from framekd.errors import ConfigError
-from framekd.tune.space import flatten, nest, tuned_student
+from framekd.tune.space import flatten, get, nest, own_keys, tuned_student
 from framekd.tune.trials import TuneSetup
 
 STUDY_FILE = "study.db"
@@ -173,15 +173,16 @@ def default_trials(setup: TuneSetup) -> list[dict[str, Any]]:
     A tuned preset should never be worse on validation than the settings it replaces, so a
     new study starts from them. Settings whose configured value lies outside the search
     space are left to the sampler; ``teacher.smooth: auto`` (the best of the modes by
-    validation) becomes one trial per mode.
+    validation) becomes one trial per mode. A student setting is the tuned students' own
+    when the dataset's preset ships one they agree on (:func:`~framekd.tune.space.student_value`).
     """
     from framekd.models.spectral import AUTO_SMOOTH
-    from framekd.tune.space import STATIC_CONDITIONS, get
+    from framekd.tune.space import STATIC_CONDITIONS, student_value
 
     params: dict[str, Any] = {}
     modes: tuple[str, ...] = ()
     for p in setup.space:
-        value = get(setup.base, p.key)
+        value = student_value(setup.base, p.key, setup.students)
         if p.only_if is not None and p.only_if[0] not in STATIC_CONDITIONS:
             if params.get(p.only_if[0], get(setup.base, p.only_if[0])) != p.only_if[1]:
                 continue
@@ -351,7 +352,9 @@ def preset_settings(trial: FrozenTrial, setup: TuneSetup) -> dict[str, Any]:
     the user's fixed settings and the trial's drawn settings, nested by section.
 
     The student settings of a study that tuned one student are written as that student's
-    own (``student.fmlp-c.lam``), so a run with more students keeps theirs.
+    own (``student.fmlp-c.lam``), so a run with more students keeps theirs. With several
+    tuned students a drawn value is also written to the own sections the dataset's preset
+    ships for them, as the trial trained.
     """
     flat: dict[str, Any] = flatten(copy.deepcopy(setup.fixed))
     flat["teacher.name"] = setup.teacher
@@ -365,6 +368,11 @@ def preset_settings(trial: FrozenTrial, setup: TuneSetup) -> dict[str, Any]:
         own = tuned_student(setup.students[0])
         params = {f"student.{own}.{key[8:]}" if key.startswith("student.") else key: value
                   for key, value in params.items()}
+    else:  # what the trial trained: a drawn value replaced the preset's own sections
+        fixed = set(flat)
+        params.update({own: value for key, value in trial.params.items()
+                       for own in own_keys(key, setup.students)
+                       if get(setup.base, own) is not None and own not in fixed})
     flat.update(params)
     return _ordered(nest(flat))
 

@@ -67,6 +67,7 @@ from framekd.tune.space import (
     Param,
     flatten,
     get,
+    own_keys,
     put,
     search_space,
     suggest,
@@ -321,6 +322,7 @@ class Objective:
             self.isplits = None
             self.splits = [make_split(data, setup.protocol, seed=i) for i in range(setup.folds)]
         self.fold_ids: list[int] = list(range(setup.folds))
+        self._user_fixed = set(flatten(setup.fixed))
 
     # ------------------------------------------------------------------ settings
     def settings(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -330,7 +332,14 @@ class Objective:
             if (p.only_if is not None and p.only_if[0] not in STATIC_CONDITIONS
                     and get(cfg, p.only_if[0]) != p.only_if[1]):
                 continue
-            put(cfg, p.key, suggest(trial, p))
+            value = suggest(trial, p)
+            put(cfg, p.key, value)
+            # A drawn student value must reach the tuned students: an own section the
+            # dataset's preset ships (student.fmlp-c.lam) would hide it; one the user
+            # fixed stays.
+            for own in own_keys(p.key, self.setup.students):
+                if get(cfg, own) is not None and own not in self._user_fixed:
+                    put(cfg, own, value)
         return cfg
 
     def __call__(self, trial: optuna.Trial) -> float:
