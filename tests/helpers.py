@@ -220,3 +220,20 @@ def run_together(target: Any, args: tuple, procs: int, timeout: float = 300) -> 
     for w in workers:
         w.join()
     return got
+
+
+def poison_common_test_labels(data: Any, splits: Sequence[Any], seed: int = 1) -> Any:
+    """A copy of ``data`` whose nodes that are test nodes in every split of ``splits`` (a
+    test node of one fold may train another) each get a random label other than their own."""
+    test = torch.ones(data.num_nodes, dtype=torch.bool)
+    for split in splits:
+        mask = torch.zeros(data.num_nodes, dtype=torch.bool)
+        mask[split.test] = True
+        test &= mask
+    assert int(test.sum()) >= 20, "too few common test nodes to poison"
+    poisoned = data.clone()
+    c = int(data.y.max()) + 1
+    shift = torch.randint(1, c, (int(test.sum()),), generator=torch.Generator().manual_seed(seed))
+    poisoned.y[test] = (data.y[test] + shift) % c
+    assert int((poisoned.y != data.y).sum()) == int(test.sum())
+    return poisoned

@@ -17,6 +17,7 @@ from framekd.cli import main
 from framekd.config import DEFAULTS, resolve
 from framekd.tune import SEARCH_SPACE, best_trial, objective, open_study, search_space, tune
 from framekd.tune.space import Param, get
+from helpers import poison_common_test_labels
 
 SPEC = "csbm:n=120,c=3,d=6,h=0.3,f=8,seed=0"
 FAST = ["--folds", "2", "--epochs", "5", "--quiet"]
@@ -101,19 +102,8 @@ def test_objective_never_reads_test_labels(monkeypatch):
     before = _study_values(clean, splits, monkeypatch)
     assert seen and all(bool((y == -1).all()) for y in seen)  # test labels hidden
 
-    # Poison the nodes that are test nodes in every fold (a test node of one fold may train
-    # another one): each gets a random label different from its own.
-    test = torch.ones(clean.num_nodes, dtype=torch.bool)
-    for split in splits:
-        mask = torch.zeros(clean.num_nodes, dtype=torch.bool)
-        mask[split.test] = True
-        test &= mask
-    assert int(test.sum()) >= 20
-    poisoned = clean.clone()
-    c = int(clean.y.max()) + 1
-    shift = torch.randint(1, c, (int(test.sum()),), generator=torch.Generator().manual_seed(1))
-    poisoned.y[test] = (clean.y[test] + shift) % c
-    assert int((poisoned.y != clean.y).sum()) == int(test.sum())
+    # Poison the nodes that are test nodes in every fold
+    poisoned = poison_common_test_labels(clean, splits)
     after = _study_values(poisoned, splits, monkeypatch)
 
     assert [s for s, *_ in before] == [optuna.trial.TrialState.COMPLETE] * 3
