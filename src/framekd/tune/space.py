@@ -160,49 +160,47 @@ def tuned_student(name: str) -> str:
     return DISTILLED_MLP if name == "mlp" else name
 
 
-def own_keys(key: str, students: Iterable[str]) -> list[str]:
-    """The dotted keys of the own sections of ``students`` (tuned names) that hold the
-    student setting ``key`` (``student.lam`` -> ``student.fmlp-c.lam``, ...)."""
+def _own_keys_of(key: str, name: str) -> list[str]:
+    """The dotted keys of the own sections of the tuned student ``name`` that would hold the
+    student setting ``key``, later ones winning (``student.lam`` -> ``student.fmlp-c.lam``)."""
     from framekd.config import student_sections
 
+    setting = key[len("student."):]
+    return [f"student.{section}.{setting}" for section in student_sections(tuned_student(name))]
+
+
+def own_keys(key: str, students: Iterable[str]) -> list[str]:
+    """The dotted keys of the own sections of ``students`` (tuned names) that would hold the
+    student setting ``key`` (none for a key outside ``student``)."""
     if not key.startswith("student."):
         return []
-    setting = key[len("student."):]
-    return [f"student.{section}.{setting}" for name in students
-            for section in student_sections(tuned_student(name))]
+    return [own for name in students for own in _own_keys_of(key, name)]
 
 
 def student_value(cfg: Mapping[str, Any], key: str, students: Iterable[str]) -> Any:
     """The value of ``key`` that ``students`` train with in ``cfg``: a setting their own
     sections agree on (a dataset preset may ship one, e.g. ``student.fmlp-c.lam``), else the
     shared ``student`` value."""
-    students = list(students)
     shared = get(cfg, key)
+    students = list(students)
     if not key.startswith("student.") or not students:
         return shared
-    from framekd.config import student_sections
 
-    values = set()
-    for name in students:
+    def used_by(name: str) -> Any:
         value = shared
-        for section in student_sections(tuned_student(name)):
-            mine = get(cfg, f"student.{section}.{key[len('student.'):]}")
-            value = value if mine is None else mine
-        values.add(repr(value))
-        chosen = value
-    return chosen if len(values) == 1 else shared
+        for own in _own_keys_of(key, name):
+            value = value if get(cfg, own) is None else get(cfg, own)
+        return value
+
+    values = [used_by(name) for name in students]
+    return values[0] if all(v == values[0] for v in values) else shared
 
 
 def _fixed_by_students(key: str, students: tuple[str, ...], fixed: set[str]) -> bool:
     """Whether every one of ``students`` sets the student setting ``key`` for itself."""
-    from framekd.config import student_sections
-
     if not students or not key.startswith("student."):
         return False
-    setting = key[len("student."):]
-    return all(any(f"student.{section}.{setting}" in fixed
-                   for section in student_sections(tuned_student(name)))
-               for name in students)
+    return all(any(own in fixed for own in _own_keys_of(key, name)) for name in students)
 
 
 def search_space(
