@@ -102,7 +102,7 @@ def test_objective_never_reads_test_labels(monkeypatch):
     before = _study_values(clean, splits, monkeypatch)
     assert seen and all(bool((y == -1).all()) for y in seen)  # test labels hidden
 
-    # Poison the nodes that are test nodes in every fold
+    # Poison the nodes that are test nodes in every fold.
     poisoned = poison_common_test_labels(clean, splits)
     after = _study_values(poisoned, splits, monkeypatch)
 

@@ -189,7 +189,9 @@ def student_value(cfg: Mapping[str, Any], key: str, students: Iterable[str]) -> 
     def used_by(name: str) -> Any:
         value = shared
         for own in _own_keys_of(key, name):
-            value = value if get(cfg, own) is None else get(cfg, own)
+            mine = get(cfg, own)
+            if mine is not None:
+                value = mine
         return value
 
     values = [used_by(name) for name in students]
