@@ -11,7 +11,10 @@ never read. A study that tuned only student settings trains each fold's teacher 
 
 The last line is the shipping bar for a study's settings: ahead of the defaults on the mean
 of the splits the study never saw **and behind on none of them**. A mean alone can be two
-validation nodes on a small graph (Cornell, BENCHMARKS.md §9.9).
+validation nodes on a small graph (Cornell, BENCHMARKS.md §9.9). The line also gives the
+one-sided p-value of a paired t-test of the held-out gain, as a reading of the splits' noise;
+it is reported, not part of the bar. Which reading the bar is applied to (plain validation,
+``--prior teacher``, or both for fgkd student settings) is BENCHMARKS.md §8.20's rule.
 
 Usage (the settings of the study's own ``framekd tune`` command)::
 
@@ -42,12 +45,15 @@ import argparse
 import copy
 import csv
 import dataclasses
+import math
 import multiprocessing
+import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import optuna
+import scipy.stats
 import yaml
 
 from _env import environment
@@ -125,19 +131,38 @@ def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str,
     return study, names[0], f"trial {chosen.number}", dict(chosen.params), seen
 
 
-def verdict(default: list[float], tuned: list[float], seen: int) -> str:
-    """Ahead / level / behind counts of ``tuned`` on the splits ``seen..`` and the bar."""
+def compare(default: list[float], tuned: list[float], seen: int) -> dict | None:
+    """``tuned`` against ``default`` on the splits ``seen..`` (points): the per-split
+    differences, their mean, the ahead / level / behind counts, the strict bar and, as a
+    reading of how far the mean stands out of the splits' noise, the one-sided p-value of a
+    paired t-test of ``mean > 0`` (``None`` with fewer than two splits or no spread)."""
     pairs = list(zip(default, tuned, strict=True))[seen:]
     if not pairs:
+        return None
+    diff = [100 * (t - d) for d, t in pairs]
+    ahead = sum(x > 1e-7 for x in diff)
+    behind = sum(x < -1e-7 for x in diff)
+    gain = statistics.fmean(diff)
+    spread = statistics.stdev(diff) if len(diff) > 1 else 0.0
+    p = None
+    if spread > 0:
+        t = gain / (spread / math.sqrt(len(diff)))
+        p = float(scipy.stats.t.sf(t, df=len(diff) - 1))
+    return {"splits": f"{seen}..{len(default) - 1}", "diff": diff, "mean": gain,
+            "ahead": ahead, "level": len(diff) - ahead - behind, "behind": behind,
+            "passes": gain > 0 and behind == 0, "p": p}
+
+
+def verdict(default: list[float], tuned: list[float], seen: int) -> str:
+    """Ahead / level / behind counts of ``tuned`` on the splits ``seen..`` and the bar."""
+    c = compare(default, tuned, seen)
+    if c is None:
         return "no split beyond the study's folds: nothing held out"
-    diff = [t - d for d, t in pairs]
-    ahead = sum(x > 1e-9 for x in diff)
-    behind = sum(x < -1e-9 for x in diff)
-    gain = 100 * sum(diff) / len(diff)
-    ok = gain > 0 and behind == 0
-    return (f"splits {seen}..{len(default) - 1} (never seen by the study): ahead on {ahead}, "
-            f"level on {len(diff) - ahead - behind}, behind on {behind}; mean {gain:+.2f} "
-            f"points: {'passes' if ok else 'does not pass'} the bar (ahead on the mean, "
+    p = "–" if c["p"] is None else f"{c['p']:.3f}"
+    return (f"splits {c['splits']} (never seen by the study): ahead on {c['ahead']}, "
+            f"level on {c['level']}, behind on {c['behind']}; mean {c['mean']:+.2f} "
+            f"points (paired t, one-sided p = {p}): "
+            f"{'passes' if c['passes'] else 'does not pass'} the bar (ahead on the mean, "
             "behind on none)")
 
 
