@@ -45,7 +45,6 @@ import argparse
 import copy
 import csv
 import dataclasses
-import math
 import multiprocessing
 import statistics
 import sys
@@ -144,13 +143,16 @@ def compare(default: list[float], tuned: list[float], seen: int) -> dict | None:
     behind = sum(x < -1e-7 for x in diff)
     gain = statistics.fmean(diff)
     spread = statistics.stdev(diff) if len(diff) > 1 else 0.0
-    p = None
-    if spread > 0:
-        t = gain / (spread / math.sqrt(len(diff)))
-        p = float(scipy.stats.t.sf(t, df=len(diff) - 1))
+    p = (float(scipy.stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue)
+         if spread > 0 else None)
     return {"splits": f"{seen}..{len(default) - 1}", "diff": diff, "mean": gain,
             "ahead": ahead, "level": len(diff) - ahead - behind, "behind": behind,
             "passes": gain > 0 and behind == 0, "p": p}
+
+
+def p_text(p: float | None) -> str:
+    """A p-value as the tables print it."""
+    return "–" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def verdict(default: list[float], tuned: list[float], seen: int) -> str:
@@ -158,10 +160,10 @@ def verdict(default: list[float], tuned: list[float], seen: int) -> str:
     c = compare(default, tuned, seen)
     if c is None:
         return "no split beyond the study's folds: nothing held out"
-    p = "–" if c["p"] is None else f"{c['p']:.3f}"
+    p = p_text(c["p"])
     return (f"splits {c['splits']} (never seen by the study): ahead on {c['ahead']}, "
             f"level on {c['level']}, behind on {c['behind']}; mean {c['mean']:+.2f} "
-            f"points (paired t, one-sided p = {p}): "
+            f"points (paired t, one-sided p {p if p[0] in '<–' else '= ' + p}): "
             f"{'passes' if c['passes'] else 'does not pass'} the bar (ahead on the mean, "
             "behind on none)")
 

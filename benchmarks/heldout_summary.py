@@ -20,7 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from heldout_folds import compare
+from heldout_folds import compare, p_text
 
 
 def read(path: Path, seen: int) -> tuple[list[float], list[float], str]:
@@ -43,9 +43,8 @@ def row(path: Path, seen: int) -> str:
     if c is None:
         return f"| {path} | {label} | – | nothing held out | | | | |"
     spread = statistics.stdev(c["diff"]) if len(c["diff"]) > 1 else 0.0
-    p = "–" if c["p"] is None else f"{c['p']:.3f}"
     return (f"| {path} | {label} | {len(c['diff'])} | {c['mean']:+.2f} | {spread:.2f} | "
-            f"{c['ahead']} / {c['level']} / {c['behind']} | {p} | "
+            f"{c['ahead']} / {c['level']} / {c['behind']} | {p_text(c['p'])} | "
             f"{'passes' if c['passes'] else 'fails'} |")
 
 
