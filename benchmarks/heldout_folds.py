@@ -132,9 +132,10 @@ def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str,
 
 def compare(default: list[float], tuned: list[float], seen: int) -> dict | None:
     """``tuned`` against ``default`` on the splits ``seen..`` (points): the per-split
-    differences, their mean, the ahead / level / behind counts, the strict bar and, as a
-    reading of how far the mean stands out of the splits' noise, the one-sided p-value of a
-    paired t-test of ``mean > 0`` (``None`` with fewer than two splits or no spread)."""
+    differences, their mean and spread, the ahead / level / behind counts, the strict bar
+    and, as a reading of how far the mean stands out of the splits' noise, the one-sided
+    p-value of a paired t-test of ``mean > 0`` (``None`` with fewer than two splits or no
+    spread)."""
     pairs = list(zip(default, tuned, strict=True))[seen:]
     if not pairs:
         return None
@@ -145,7 +146,7 @@ def compare(default: list[float], tuned: list[float], seen: int) -> dict | None:
     spread = statistics.stdev(diff) if len(diff) > 1 else 0.0
     p = (float(scipy.stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue)
          if spread > 0 else None)
-    return {"splits": f"{seen}..{len(default) - 1}", "diff": diff, "mean": gain,
+    return {"splits": f"{seen}..{len(default) - 1}", "diff": diff, "mean": gain, "sd": spread,
             "ahead": ahead, "level": len(diff) - ahead - behind, "behind": behind,
             "passes": gain > 0 and behind == 0, "p": p}
 
@@ -160,10 +161,9 @@ def verdict(default: list[float], tuned: list[float], seen: int) -> str:
     c = compare(default, tuned, seen)
     if c is None:
         return "no split beyond the study's folds: nothing held out"
-    p = p_text(c["p"])
     return (f"splits {c['splits']} (never seen by the study): ahead on {c['ahead']}, "
             f"level on {c['level']}, behind on {c['behind']}; mean {c['mean']:+.2f} "
-            f"points (paired t, one-sided p {p if p[0] in '<–' else '= ' + p}): "
+            f"points (paired t, one-sided p: {p_text(c['p'])}): "
             f"{'passes' if c['passes'] else 'does not pass'} the bar (ahead on the mean, "
             "behind on none)")
 

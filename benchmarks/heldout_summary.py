@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import sys
 from pathlib import Path
 
@@ -42,8 +41,7 @@ def row(path: Path, seen: int) -> str:
     c = compare(default, chosen, 0)
     if c is None:
         return f"| {path} | {label} | – | nothing held out | | | | |"
-    spread = statistics.stdev(c["diff"]) if len(c["diff"]) > 1 else 0.0
-    return (f"| {path} | {label} | {len(c['diff'])} | {c['mean']:+.2f} | {spread:.2f} | "
+    return (f"| {path} | {label} | {len(c['diff'])} | {c['mean']:+.2f} | {c['sd']:.2f} | "
             f"{c['ahead']} / {c['level']} / {c['behind']} | {p_text(c['p'])} | "
             f"{'passes' if c['passes'] else 'fails'} |")
 
