@@ -1,12 +1,14 @@
 """What every benchmark shares: the one-line description of the software and machine it prints
-first, and interleaved timing."""
+first, interleaved timing, and result CSVs that a re-run appends to."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -44,3 +46,21 @@ def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int
                 call()
                 times[key].append(time.perf_counter() - start)
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+@contextlib.contextmanager
+def appended_csv(path: Path, fields: list[str]) -> Iterator[Callable[[dict], None]]:
+    """``write(row)`` appending rows to the CSV at ``path`` (header first when it is new),
+    each flushed at once so that an interrupted benchmark resumes from its last row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            writer.writeheader()
+
+        def write(row: dict) -> None:
+            writer.writerow(row)
+            f.flush()
+
+        yield write

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.transforms import NormalizeFeatures
 
+from _env import appended_csv
 from framekd.config import RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
@@ -133,13 +134,8 @@ def _done(path: Path) -> set[tuple[str, str, int]]:
 
 def run(args: argparse.Namespace) -> None:
     path = Path(args.csv)
-    path.parent.mkdir(parents=True, exist_ok=True)
     done = _done(path)
-    new = not path.is_file()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
+    with appended_csv(path, FIELDS) as write:
         for name in args.datasets.split(";"):
             protocol = DATASETS.get(name, "fgkd")
             base = load_dataset(name)
@@ -169,11 +165,10 @@ def run(args: argparse.Namespace) -> None:
                     start = time.perf_counter()
                     res = train_teacher(model, data, split, lr=t.lr, weight_decay=t.weight_decay,
                                         epochs=t.epochs, patience=t.patience, seed=seed)
-                    writer.writerow({"dataset": name, "protocol": protocol, "variant": variant,
-                                     "seed": seed, "val": f"{res.val_acc:.6f}",
-                                     "test": f"{res.test_acc:.6f}", "epoch": res.best_epoch,
-                                     "seconds": f"{time.perf_counter() - start:.2f}"})
-                    f.flush()
+                    write({"dataset": name, "protocol": protocol, "variant": variant,
+                           "seed": seed, "val": f"{res.val_acc:.6f}",
+                           "test": f"{res.test_acc:.6f}", "epoch": res.best_epoch,
+                           "seconds": f"{time.perf_counter() - start:.2f}"})
                     print(f"{name} {variant} seed {seed}: val {res.val_acc:.4f} "
                           f"test {res.test_acc:.4f}", flush=True)
 

@@ -6,8 +6,9 @@ trials) with the study's own objective (``framekd.tune.objective``: mean validat
 in the inductive setting the students are distilled without the validation nodes) on every
 split 0..FOLDS-1, so splits 5..9 read as validation data neither was chosen on. With
 several default trials (``teacher.smooth: auto``: one per mode) the default of each fold is
-the mode with the best validation score there, as a run's ``auto`` decides. Test labels are
-never read. A study that tuned only student settings trains each fold's teacher once.
+the mode with the best validation score there, as a run's ``auto`` decides (with
+``--draws``, the mode with the best mean over the split's draws). Test labels are never
+read. A study that tuned only student settings trains each fold's teacher once.
 
 The last line is the shipping bar for a study's settings: ahead of the defaults on the mean
 of the splits the study never saw **and behind on none of them**. A mean alone can be two
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setting", default=None, choices=(None, "transductive", "inductive"))
     ap.add_argument("--search", default=None)
     ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--draws", type=int, default=1, help="the study's --draws: initial "
+                    "draws per split, averaged")
     ap.add_argument("--epochs", type=int, default=None, help="the study's --epochs cap")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="the study's --set settings (repeatable)")
@@ -199,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     study, name, label, params, seen = chosen_settings(args)
-    if args.rescore or (study is not None
-                        and study.user_attrs.get("framekd.prior", "none") != args.prior):
+    if args.rescore or (study is not None and (
+            study.user_attrs.get("framekd.prior", "none") != args.prior
+            or study.user_attrs.get("framekd.draws", "1") != str(args.draws))):
         study = None  # its scores are of another objective
     overrides = [*args.set, *([f"setting={args.setting}"] if args.setting else [])]
     obj = objective(args.dataset, teacher=args.teacher, students=args.students,
                     protocol=args.protocol, folds=args.folds, search=args.search,
-                    epochs=args.epochs, overrides=overrides, prior=args.prior)
+                    epochs=args.epochs, overrides=overrides, prior=args.prior,
+                    draws=args.draws)
     print(environment())
     rows = []
     base = obj.setup if args.baseline == "config" else \

@@ -166,6 +166,33 @@ def test_train_teacher_learns_and_returns_soft_labels():
     assert 1 <= res.best_epoch <= res.epochs <= 100 and res.seconds > 0
 
 
+def test_spectral_teacher_with_gains_held_at_identity_trains_like_its_mlp():
+    # SPEC §4: with the band gains at 1 and no smoothing the teacher is the MLP with the same
+    # weights, so holding the gains there (no gradient) must also give the MLP's training
+    # run; the tight frame is exact only to rounding, hence a tolerance, not equality.
+    data = sbm_graph(seed=2)
+    split = random_split(data.y, seed=2)
+    torch.manual_seed(0)
+    mlp = MLP(8, 16, 3, num_layers=2, dropout=0.5)
+    teacher = build_teacher("spectral", 8, 3, hidden_channels=16, dropout=0.5, smooth="none")
+    for lin, conv in zip(mlp.lins, teacher.convs, strict=True):
+        conv.lin.load_state_dict(lin.state_dict())
+        conv.band.requires_grad_(False)
+
+    class FeaturesOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = mlp
+
+        def forward(self, x, edge_index):
+            return self.mlp(x).logits
+
+    a = train_teacher(FeaturesOnly(), data, split, epochs=60, patience=60, seed=3)
+    b = train_teacher(teacher, data, split, epochs=60, patience=60, seed=3)
+    torch.testing.assert_close(b.log_probs, a.log_probs, rtol=0, atol=1e-4)
+    assert (b.best_epoch, b.val_acc, b.test_acc) == (a.best_epoch, a.val_acc, a.test_acc)
+
+
 def test_same_seed_same_teacher_metrics():
     data = sbm_graph(seed=1)
     split = random_split(data.y, seed=1)

@@ -517,3 +517,36 @@ def test_drawn_student_settings_reach_a_student_whose_own_section_the_preset_shi
     st.optimize(tune_trials.Objective(setup_with_preset(("fmlp-c", "fmlp-s"))), n_trials=1)
     written = preset_settings(st.best_trial, setup_with_preset(("fmlp-c", "fmlp-s")))
     assert get(written, "student.lam") == get(written, "student.fmlp-c.lam") == 0.9
+
+
+def test_draws_average_each_folds_trainings_from_other_initial_weights(tmp_path, capsys):
+    """``draws=2``: fold i scores the mean of two teachers trained on split i, seeded i and
+    i + 1000 (draw 0 is the fold of a one-draw study); a study keeps its draws."""
+    from framekd.config import RunConfig
+    from framekd.experiment import fit_teacher
+    from framekd.splits import make_split
+    from framekd.tune import draw_seed
+
+    kw = {"teacher": "gcn", "folds": 2, "epochs": 5, "search": "teacher.lr"}
+    params = {"teacher.lr": 0.03}
+    one, two = optuna.trial.FixedTrial(params), optuna.trial.FixedTrial(params)
+    objective(SPEC, **kw)(one)
+    obj = objective(SPEC, draws=2, **kw)
+    obj(two)
+    rc = RunConfig.from_dict({**obj.setup.base, "teacher": {**obj.setup.base["teacher"],
+                                                            "lr": 0.03}})
+    data = obj.data.clone()
+    for fold in range(2):
+        split = make_split(data, obj.setup.protocol, fold)
+        vals = [fit_teacher("gcn", data, split, rc, draw_seed(fold, k), None)[1].val_score
+                for k in range(2)]
+        assert draw_seed(fold, 1) == fold + 1000
+        assert vals[0] == pytest.approx(one.user_attrs["fold_values"][fold], abs=1e-9)
+        assert two.user_attrs["fold_values"][fold] == pytest.approx(sum(vals) / 2, abs=1e-9)
+    assert "x 2 initial draws" in obj.setup.description
+    argv = ["tune", "--dataset", SPEC, "--trials", "1", "--study", str(tmp_path), *FAST]
+    assert main([*argv, "--draws", "2"]) == 0
+    assert "--draws 2" in (tmp_path / "best.yaml").read_text()
+    assert main(argv) == 2
+    assert "draws='2' (now '1')" in capsys.readouterr().err
+    assert main([*argv, "--draws", "0"]) == 2

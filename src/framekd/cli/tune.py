@@ -18,6 +18,7 @@ trial's teacher (teacher and student settings searched jointly; `mlp` is the MLP
 with the trial's lambda).
 With --prior teacher each fold's validation accuracy is weighted to the class shares its
 teacher predicts on the nodes outside train and validation: sum_c share_c * recall_c(val).
+With --draws K each fold is the mean of K trainings on its split from other initial weights.
 Test labels are never read. Failed settings (rejected values, a diverging loss, out of
 memory) are recorded as failed trials, with the reason printed. A new study first runs the
 configuration's own settings (one trial per mode for teacher.smooth=auto), so the preset is
@@ -71,6 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="split protocol (default: the configuration's, fgkd)")
     p.add_argument("--folds", type=int, default=3, metavar="K",
                    help="splits per trial, seeds 0..k-1 (default 3)")
+    p.add_argument("--draws", type=int, default=1, metavar="K",
+                   help="initial draws per fold (default 1): each fold is trained K times on "
+                   "its split, weights and dropout seeded fold + 1000 k, and scores their "
+                   "mean; for small graphs, where the draw moves validation as much as the "
+                   "settings do")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="sampler seed (default 0); give each process that shares a study "
                    "its own")
@@ -113,10 +119,10 @@ def command_line(args: argparse.Namespace) -> str:
     """The command, rebuilt from the parsed options (for the preset's provenance)."""
     parts = ["framekd", "tune", "--dataset", str(args.dataset)]
     for opt in ("teacher", "students", "trials", "timeout", "study", "study_name", "protocol",
-                "folds", "seed", "epochs", "rewire", "device", "config", "metric", "setting",
-                "search", "prior", "out"):
+                "folds", "draws", "seed", "epochs", "rewire", "device", "config", "metric",
+                "setting", "search", "prior", "out"):
         value = getattr(args, opt)
-        if value is not None:
+        if value is not None and not (opt == "draws" and value == 1):
             parts += [f"--{opt.replace('_', '-')}", str(value)]
     for item in args.set:
         parts += ["--set", item]
@@ -148,6 +154,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trials must be >= 1, got {args.trials}")
     if args.folds < 1:
         raise ConfigError(f"--folds must be >= 1, got {args.folds}")
+    if args.draws < 1:
+        raise ConfigError(f"--draws must be >= 1, got {args.draws}")
     if args.timeout is not None and not args.timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.seed < 0:
@@ -160,7 +168,7 @@ def handle(args: argparse.Namespace) -> int:
     setup = make_setup(args.dataset, teacher=args.teacher, students=args.students,
                        protocol=args.protocol, folds=args.folds, epochs=args.epochs,
                        rewire=args.rewire, device=args.device, config_file=args.config,
-                       search=args.search, prior=args.prior or "none",
+                       search=args.search, prior=args.prior or "none", draws=args.draws,
                        overrides=[*([f"metric={args.metric}"] if args.metric else []),
                                   *([f"setting={args.setting}"] if args.setting else []),
                                   *args.set])

@@ -40,11 +40,12 @@ from framekd.tune.study import (
     storage_url,
     trial_line,
 )
-from framekd.tune.trials import Objective, TuneSetup, make_setup, objective
+from framekd.tune.trials import Objective, TuneSetup, draw_seed, make_setup, objective
 
 __all__ = [
     "SEARCH_SPACE", "Objective", "Param", "TuneSetup", "best_text", "best_trial", "counts",
-    "default_study_name", "default_trials", "enqueue_defaults", "make_setup", "objective",
+    "default_study_name", "default_trials", "draw_seed", "enqueue_defaults", "make_setup",
+    "objective",
     "open_study", "preset_params", "preset_text",
     "search_space", "storage_url", "trial_line", "tune",
 ]
@@ -84,7 +85,8 @@ def tune(
         **settings: ``protocol``, ``folds`` (default 3), ``epochs`` (cap), ``rewire``
             (``"sdrf"`` searches SDRF), ``device``, ``config_file``, ``overrides``
             (``key=value`` settings fixed for every trial), ``space``, ``search`` (the
-            groups or keys to search, the rest fixed at their configured values); see
+            groups or keys to search, the rest fixed at their configured values),
+            ``prior``, ``draws`` (initial draws per fold, averaged; default 1); see
             :func:`framekd.tune.trials.make_setup`.
 
     Returns:

@@ -204,7 +204,7 @@ def enqueue_defaults(study: optuna.Study, setup: TuneSetup) -> int:
 
 
 #: Identity attributes that studies of earlier versions lack, and the value they meant.
-_ABSENT = {"framekd.search": "all", "framekd.prior": "none"}
+_ABSENT = {"framekd.search": "all", "framekd.prior": "none", "framekd.draws": "1"}
 
 
 def _check_identity(study: optuna.Study, setup: TuneSetup, name: str) -> None:

@@ -11,6 +11,13 @@ validation score, or the mean validation score of the students, by the run setti
 stopping follows it too); after each fold the running mean is reported to Optuna, which may
 prune the trial.
 
+With ``draws`` K > 1 (``framekd tune --draws K``) each fold is trained K times on its one
+split, draw ``k`` seeding weights and dropout with :func:`draw_seed` ``(i, k) = i + 1000 k``
+(draw 0 is the fold's own seed), and the fold scores the mean of its draws. On a small graph
+the initial draw moves a 10-split mean about as much as the settings a study compares
+(BENCHMARKS.md §8.23); averaging draws lowers that noise K-fold in variance, at K times the
+cost.
+
 Test labels are never read: each fold trains on a copy of the labels whose test nodes are
 set to ``-1`` (unlabelled), and only validation scores enter the objective.
 
@@ -79,6 +86,14 @@ from framekd.tune.space import (
 FEATURES_BYTES = 1 << 30
 #: How a fold weights its validation nodes' classes (:attr:`TuneSetup.prior`).
 PRIORS = ("none", "teacher")
+#: Seeds of a fold's draws are this far apart (:func:`draw_seed`).
+DRAW_STRIDE = 1000
+
+
+def draw_seed(fold: int, draw: int) -> int:
+    """The seed of initial draw ``draw`` of fold ``fold``: ``fold + 1000 draw``; it seeds the
+    weights and dropout, never the split, and draw 0 is the fold's own seed."""
+    return fold + DRAW_STRIDE * draw
 
 
 @dataclass
@@ -97,6 +112,7 @@ class TuneSetup:
         search: the groups or keys the user restricted the search to (``None``: all).
         prior: ``"none"`` (plain validation score) or ``"teacher"`` (validation accuracy
             weighted to the fold teacher's predicted class shares; see the module).
+        draws: initial draws per fold, whose scores the fold averages (see the module).
     """
 
     dataset: str
@@ -110,6 +126,7 @@ class TuneSetup:
     epochs: int | None = None
     search: tuple[str, ...] | None = None
     prior: str = "none"
+    draws: int = 1
 
     @property
     def sdrf(self) -> bool:
@@ -132,7 +149,8 @@ class TuneSetup:
         label = LABELS[self.base.get("metric", "accuracy")]
         if self.prior == "teacher":
             label += " (weighted to the teacher's predicted class shares)"
-        return (f"mean validation {label} of {who} over {self.folds} fold(s) "
+        draws = f" x {self.draws} initial draws" if self.draws > 1 else ""
+        return (f"mean validation {label} of {who} over {self.folds} fold(s){draws} "
                 f"(protocol {self.protocol}, splits 0..{self.folds - 1}{graph}), maximised")
 
     @property
@@ -154,6 +172,7 @@ class TuneSetup:
             "framekd.fixed": json.dumps(self.fixed, sort_keys=True, default=str),
             "framekd.search": "all" if self.search is None else ",".join(self.search),
             "framekd.prior": self.prior,
+            "framekd.draws": str(self.draws),
         }
 
 
@@ -192,6 +211,7 @@ def make_setup(
     space: Iterable[Param] = SEARCH_SPACE,
     search: str | Iterable[str] | None = None,
     prior: str = "none",
+    draws: int = 1,
 ) -> TuneSetup:
     """Resolve the settings of a study the way ``framekd run`` resolves a run's.
 
@@ -201,7 +221,8 @@ def make_setup(
     (groups such as ``"student"`` or dotted keys, a list or a comma-separated string)
     searches only those settings, the others keep their configured values. ``prior``
     ``"teacher"`` weights each fold's validation accuracy to its teacher's predicted class
-    shares (module docstring).
+    shares (module docstring). ``draws`` trains each fold that many times from other
+    initial weights and averages (module docstring).
     """
     from framekd.models.registry import TEACHERS, model_name
 
@@ -214,6 +235,11 @@ def make_setup(
         raise ConfigError(f"rewire must be none or sdrf, got {rewire!r}")
     if prior not in PRIORS:
         raise ConfigError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ConfigError(f"draws must be a positive integer, got {draws!r}")
+    if draws > 1 and folds > DRAW_STRIDE:
+        raise ConfigError(f"with draws > 1, folds must be at most {DRAW_STRIDE} (their seeds "
+                          f"would overlap), got {folds}")
     overrides = list(overrides)
     fixed: dict[str, Any] = {}
     if config_file is not None:
@@ -254,7 +280,8 @@ def make_setup(
                           fixed=fixed, space=space, only=search)
     return TuneSetup(dataset=str(dataset), teacher=tname, students=names,
                      protocol=base["protocol"], folds=folds, fixed=_nest_sorted(fixed),
-                     base=base, space=chosen, epochs=epochs, search=search, prior=prior)
+                     base=base, space=chosen, epochs=epochs, search=search, prior=prior,
+                     draws=draws)
 
 
 def _nest_sorted(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,7 +335,7 @@ class Objective:
             raise ConfigError(f"device '{rc.device}' requested but CUDA is not available; "
                               "use device=cpu")
         self.data = data
-        self._teachers: dict[int, tuple[Any, ...]] = {}
+        self._teachers: dict[tuple[int, int], tuple[Any, ...]] = {}
         self.inductive = rc.setting == "inductive"
         if self.inductive:
             from framekd.inductive import inductive_split
@@ -418,35 +445,45 @@ class Objective:
 
         return self._graph(rc, observed_graph(memo["data"], self.isplits[fold].unseen))
 
-    def _teacher(self, rc: RunConfig, fold: int, split: Any,
-                 memo: dict[str, Any]) -> tuple[Any, ...]:
-        """``(data, knowledge, teacher result, distillation nodes)`` of one fold: the fold's
-        training graph with its test labels hidden, the students' knowledge of it, the
-        trained teacher and the nodes students are distilled on (``None``: all)."""
+    def _teacher(self, rc: RunConfig, fold: int, split: Any, memo: dict[str, Any],
+                 seed: int) -> tuple[Any, ...]:
+        """``(data, knowledge, teacher result, distillation nodes)`` of one fold's draw
+        ``seed``: the fold's training graph with its test labels hidden, the students'
+        knowledge of it, the trained teacher and the nodes students are distilled on
+        (``None``: all)."""
         from framekd.experiment import fit_teacher
 
-        if self.setup.fixed_teacher and fold in self._teachers:
-            return self._teachers[fold]  # every trial would train this very teacher again
+        if self.setup.fixed_teacher and (fold, seed) in self._teachers:
+            return self._teachers[fold, seed]  # every trial would train this teacher again
         graph, operator, knowledge = self._fold_graph(rc, fold, memo)
         distill_nodes = None
         if self.inductive:
             distill_nodes = _without(self.isplits[fold].observed, split.val)
         data = _hide_test_labels(graph, split)
         # teacher.smooth: auto (when not searched) is decided on validation, as a run does
-        _, res, _, _ = fit_teacher(self.setup.teacher, data, split, rc, fold, operator)
+        _, res, _, _ = fit_teacher(self.setup.teacher, data, split, rc, seed, operator)
         _check_finite(res.history, f"teacher {self.setup.teacher}")
         out = (data, knowledge, res, distill_nodes)
         if self.setup.fixed_teacher:
-            self._teachers[fold] = out
+            self._teachers[fold, seed] = out
         return out
 
     def _fold(self, rc: RunConfig, fold: int, split: Any,
               memo: dict[str, Any]) -> tuple[float, float]:
-        """(objective score, teacher validation score) of one fold."""
+        """(objective score, teacher validation score) of one fold: the means over its
+        draws."""
+        scores = [self._draw(rc, fold, split, memo, draw_seed(fold, k))
+                  for k in range(self.setup.draws)]
+        return statistics.fmean(v for v, _ in scores), statistics.fmean(t for _, t in scores)
+
+    def _draw(self, rc: RunConfig, fold: int, split: Any, memo: dict[str, Any],
+              seed: int) -> tuple[float, float]:
+        """(objective score, teacher validation score) of one fold trained from the initial
+        draw ``seed``."""
         from framekd.distill import distill_student
         from framekd.models import student_from_config
 
-        data, knowledge, res, distill_nodes = self._teacher(rc, fold, split, memo)
+        data, knowledge, res, distill_nodes = self._teacher(rc, fold, split, memo, seed)
         val_score = self._val_score(fold, split, data, res.log_probs)
         teacher_val = val_score(res)
         if not self.setup.students:
@@ -456,7 +493,7 @@ class Objective:
         for name in self.setup.students:
             name = tuned_student(name)
             s = rc.student.for_model(name)
-            torch.manual_seed(fold)
+            torch.manual_seed(seed)
             shape = None if knowledge is None else knowledge.shape
             student = student_from_config(name, rc, d, c,
                                           knowledge_shape=shape).to(self.device)
@@ -464,7 +501,7 @@ class Objective:
                 student, data, knowledge if reads_knowledge(name) else None, res.log_probs,
                 split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
-                epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=fold,
+                epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=seed,
                 metric=rc.metric, distill_nodes=distill_nodes,
             )
             _check_finite(sres.history, f"student {name}")
