@@ -131,6 +131,12 @@ def chosen_settings(args: argparse.Namespace) -> tuple[optuna.Study | None, str,
     return study, names[0], f"trial {chosen.number}", dict(chosen.params), seen
 
 
+#: Differences within this many points are level. Validation accuracies are float32 (about
+#: seven digits), so two equal means of ``--draws`` scores can differ in their seventh digit;
+#: one validation node of 5 draws on a 10^5-node validation set is still 2e-4 points.
+LEVEL = 1e-4
+
+
 def compare(default: list[float], tuned: list[float], seen: int) -> dict | None:
     """``tuned`` against ``default`` on the splits ``seen..`` (points): the per-split
     differences, their mean and spread, the ahead / level / behind counts, the strict bar
@@ -141,8 +147,8 @@ def compare(default: list[float], tuned: list[float], seen: int) -> dict | None:
     if not pairs:
         return None
     diff = [100 * (t - d) for d, t in pairs]
-    ahead = sum(x > 1e-7 for x in diff)
-    behind = sum(x < -1e-7 for x in diff)
+    ahead = sum(x > LEVEL for x in diff)
+    behind = sum(x < -LEVEL for x in diff)
     gain = statistics.fmean(diff)
     spread = statistics.stdev(diff) if len(diff) > 1 else 0.0
     p = (float(scipy.stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue)
