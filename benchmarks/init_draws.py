@@ -4,9 +4,9 @@ BENCHMARKS §8.6 retrained on the same splits with other initialisations (§8.23
 A row of §8.6 is 10 runs, one per split, each seeded with its split's number: the split, the
 initial weights and the dropout masks all follow that seed. Here draw ``k`` of split ``s``
 seeds the weights and the dropout with ``s + 1000 k`` (:func:`framekd.tune.draw_seed`, as
-``framekd tune --draws`` does) and keeps split ``s``, so draw 0 is
-§8.6's run itself (a check: it must reproduce those rows) and draws 1.. are the same models
-on the same splits from other starting points. Rows (``--variants``):
+``framekd tune --draws`` does) and keeps split ``s``, so draw 0 is §8.6's run itself (a
+check: it must reproduce those rows) and draws 1.. are the same models on the same splits
+from other starting points. Rows (``--variants``):
 
 * ``mlp``: the MLP on raw features with the package's default settings (§8.6's MLP row);
 * ``spectral smooth={none,low,all}`` with the package defaults; their per-run best on
