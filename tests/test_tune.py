@@ -543,6 +543,7 @@ def test_draws_average_each_folds_trainings_from_other_initial_weights(tmp_path,
         assert draw_seed(fold, 1) == fold + 1000
         assert vals[0] == pytest.approx(one.user_attrs["fold_values"][fold], abs=1e-9)
         assert two.user_attrs["fold_values"][fold] == pytest.approx(sum(vals) / 2, abs=1e-9)
+        assert vals[0] != vals[1]  # the draws differ, so the mean is not either one
     assert "x 2 initial draws" in obj.setup.description
     argv = ["tune", "--dataset", SPEC, "--trials", "1", "--study", str(tmp_path), *FAST]
     assert main([*argv, "--draws", "2"]) == 0
