@@ -551,3 +551,24 @@ def test_draws_average_each_folds_trainings_from_other_initial_weights(tmp_path,
     assert main(argv) == 2
     assert "draws='2' (now '1')" in capsys.readouterr().err
     assert main([*argv, "--draws", "0"]) == 2
+
+
+def test_inductive_draws_build_each_folds_observed_graph_once(monkeypatch):
+    """With ``draws`` the draws of a fold share its observed graph and knowledge (built
+    once per fold, not per draw), and each fold still scores the mean of its draws."""
+    import framekd.inductive
+
+    calls = []
+    real = framekd.inductive.observed_graph
+
+    def spy(data, unseen):
+        calls.append(unseen.numel())
+        return real(data, unseen)
+
+    monkeypatch.setattr(framekd.inductive, "observed_graph", spy)
+    kw = {"teacher": "gcn", "students": ("fmlp-s",), "folds": 2, "epochs": 3,
+          "search": "student.lam", "overrides": ["setting=inductive"]}
+    trial = optuna.trial.FixedTrial({"student.lam": 0.5})
+    value = objective(SPEC, draws=3, **kw)(trial)
+    assert len(calls) == 2
+    assert math.isfinite(value) and len(trial.user_attrs["fold_values"]) == 2

@@ -443,7 +443,11 @@ class Objective:
             return memo["graph"]
         from framekd.inductive import observed_graph
 
-        return self._graph(rc, observed_graph(memo["data"], self.isplits[fold].unseen))
+        # Kept for the fold's other draws only: one fold's knowledge held at a time.
+        if memo.get("observed", (None,))[0] != fold:
+            memo["observed"] = (fold, self._graph(
+                rc, observed_graph(memo["data"], self.isplits[fold].unseen)))
+        return memo["observed"][1]
 
     def _teacher(self, rc: RunConfig, fold: int, split: Any, memo: dict[str, Any],
                  seed: int) -> tuple[Any, ...]:
