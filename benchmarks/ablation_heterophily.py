@@ -1,8 +1,9 @@
 """Ablation: why the paper's spatial framelet teacher loses to an MLP under heterophily.
 
-Each variant is one teacher configuration (``--set``-style overrides on top of the
-dataset's settings) trained on the same splits as the others: the paper's SpatUFG
-(``spatial``) with one setting changed at a time (ε, levels, filter bank, Chebyshev order,
+Each variant is one teacher configuration (``--set``-style overrides on top of the package
+defaults, so a dataset's shipped preset, which later sessions added, does not enter)
+trained on the same splits as the others: the paper's SpatUFG (``spatial``) with one
+setting changed at a time (ε, levels, filter bank, Chebyshev order,
 input-feature normalisation, lr / weight decay / dropout, early-stopping patience), the
 spectral framelet teacher that contains an MLP (``spectral``, with Â on no, the low-pass or
 every channel), and GCN and an MLP on raw features as references. Only validation and test
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from torch_geometric.transforms import NormalizeFeatures
 
 from _env import appended_csv
-from framekd.config import RunConfig, resolve
+from framekd.config import DEFAULTS, RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
 from framekd.models import MLP, teacher_from_config
@@ -95,6 +96,14 @@ FIELDS = ["dataset", "protocol", "variant", "seed", "val", "test", "epoch", "sec
 TUNED = "tuned preset"
 
 
+def package_defaults() -> list[str]:
+    """``--set`` overrides that put the teacher and framelet sections back to the package
+    defaults over a dataset's shipped preset: every variant is the defaults with one change,
+    whichever presets ship when it is run."""
+    return [f"{section}.{k}={'null' if v is None else v}"
+            for section in ("teacher", "framelet") for k, v in DEFAULTS[section].items()]
+
+
 def _preset_variant(path: str) -> tuple[str, list[str], bool]:
     """(teacher, ``--set``-style overrides, normalise) of a preset YAML file."""
     import yaml
@@ -153,6 +162,7 @@ def run(args: argparse.Namespace) -> None:
                     _preset_variant(presets[name]) if variant == TUNED else VARIANTS[variant])
                 data = NormalizeFeatures()(base.clone()) if normalise else base
                 rc = RunConfig.from_dict(resolve(name, overrides=[
+                    *package_defaults(),
                     f"teacher.name={teacher if teacher != 'mlp' else 'gcn'}",
                     f"protocol={protocol}", *overrides]))
                 for seed in range(args.seeds):

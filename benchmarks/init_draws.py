@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from _env import appended_csv
-from ablation_heterophily import DATASETS, _FeaturesOnly
-from framekd.config import DEFAULTS, RunConfig, resolve
+from ablation_heterophily import DATASETS, _FeaturesOnly, package_defaults
+from framekd.config import RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
 from framekd.models import MLP, teacher_from_config
@@ -54,22 +54,13 @@ AUTO = "default teacher (auto)"
 FIELDS = ["dataset", "protocol", "variant", "seed", "draw", "val", "test"]
 
 
-def _package_defaults() -> list[str]:
-    """``--set`` overrides that put the teacher and framelet sections back to the package
-    defaults over a dataset's preset (§8.6's MLP and default teacher use them)."""
-    out = []
-    for section in ("teacher", "framelet"):
-        out += [f"{section}.{k}={'null' if v is None else v}" for k, v in DEFAULTS[section].items()]
-    return out
-
-
 def _config(name: str, variant: str, protocol: str) -> RunConfig:
     overrides = [f"protocol={protocol}"]
     if variant.startswith("preset="):
         return RunConfig.from_dict(resolve(name, config_file=variant.split("=", 1)[1],
                                            overrides=overrides))
     if variant != "shipped":
-        overrides += _package_defaults()
+        overrides += package_defaults()
     if variant.startswith("spectral smooth="):
         overrides.append(f"teacher.smooth={variant.split('=')[1]}")
     elif variant in (FROZEN, FROZEN_MLP):
