@@ -39,11 +39,12 @@ import torch
 from torch import nn
 
 from _env import appended_csv
-from ablation_heterophily import DATASETS, _FeaturesOnly, package_defaults
+from ablation_heterophily import DATASETS, package_defaults
+from ablation_heterophily import _model as ablation_model
 from framekd.config import RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
-from framekd.models import MLP, teacher_from_config
+from framekd.models import teacher_from_config
 from framekd.models.spectral import AUTO_SMOOTH
 from framekd.splits import make_split
 from framekd.tune import draw_seed
@@ -68,16 +69,12 @@ def _config(name: str, variant: str, protocol: str) -> RunConfig:
     return RunConfig.from_dict(resolve(name, overrides=overrides))
 
 
-def _mlp(rc: RunConfig, d: int, c: int) -> MLP:
-    t = rc.teacher
-    return MLP(d, t.hidden, c, num_layers=t.layers, dropout=t.dropout)
-
-
 def _model(variant: str, rc: RunConfig, d: int, c: int) -> nn.Module:
     """The model of ``variant``, built right after the draw's ``torch.manual_seed``."""
     if variant == "mlp":
-        return _FeaturesOnly(_mlp(rc, d, c))
-    mlp = _mlp(rc, d, c) if variant == FROZEN_MLP else None  # the MLP's draw comes first
+        return ablation_model("mlp", rc, d, c)
+    # the MLP's draw comes first
+    mlp = ablation_model("mlp", rc, d, c).mlp if variant == FROZEN_MLP else None
     model = teacher_from_config(rc.teacher.name, rc, d, c)
     if variant in (FROZEN, FROZEN_MLP):
         for i, conv in enumerate(model.convs):

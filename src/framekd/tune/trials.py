@@ -437,17 +437,17 @@ class Objective:
         if "data" not in memo:
             data, _ = prepare_graph(rc, self.data, cache_dir=None, log=lambda msg: None)
             memo["data"] = data.to(self.device)
-        if not self.inductive:
-            if "graph" not in memo:
-                memo["graph"] = self._graph(rc, memo["data"])
-            return memo["graph"]
-        from framekd.inductive import observed_graph
+        # One graph for the trial, or one per fold (its observed graph) in the inductive
+        # setting; only the current one is held, and a fold's draws share it.
+        key = fold if self.inductive else "trial"
+        if memo.get("graph", (None,))[0] != key:
+            graph = memo["data"]
+            if self.inductive:
+                from framekd.inductive import observed_graph
 
-        # Kept for the fold's other draws only: one fold's knowledge held at a time.
-        if memo.get("observed", (None,))[0] != fold:
-            memo["observed"] = (fold, self._graph(
-                rc, observed_graph(memo["data"], self.isplits[fold].unseen)))
-        return memo["observed"][1]
+                graph = observed_graph(graph, self.isplits[fold].unseen)
+            memo["graph"] = (key, self._graph(rc, graph))
+        return memo["graph"][1]
 
     def _teacher(self, rc: RunConfig, fold: int, split: Any, memo: dict[str, Any],
                  seed: int) -> tuple[Any, ...]:
