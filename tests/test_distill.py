@@ -190,7 +190,11 @@ def test_spectral_teacher_with_gains_held_at_identity_trains_like_its_mlp():
     a = train_teacher(FeaturesOnly(), data, split, epochs=60, patience=60, seed=3)
     b = train_teacher(teacher, data, split, epochs=60, patience=60, seed=3)
     torch.testing.assert_close(b.log_probs, a.log_probs, rtol=0, atol=1e-4)
-    assert (b.best_epoch, b.val_acc, b.test_acc) == (a.best_epoch, a.val_acc, a.test_acc)
+    # Accuracies are arg-maxes of floats from two code paths: a node within rounding of a
+    # tie may go either way on another CPU, so they may differ by one node, no more.
+    assert b.best_epoch == a.best_epoch
+    assert b.val_acc == pytest.approx(a.val_acc, abs=1.01 / split.val.numel())
+    assert b.test_acc == pytest.approx(a.test_acc, abs=1.01 / split.test.numel())
 
 
 def test_same_seed_same_teacher_metrics():
