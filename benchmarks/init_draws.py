@@ -152,15 +152,17 @@ def _draw_means(runs: dict[tuple[int, int], float]) -> list[float]:
             if all((s, k) in runs for s in seeds)]
 
 
-def margin(a: dict[tuple[int, int], float], b: dict[tuple[int, int], float]) -> tuple[float, float]:
-    """Mean of ``a`` − ``b`` over the runs both have, and its standard error over splits:
-    per split the two draw-averaged scores are paired, their difference's spread over the
-    splits gives the error (the draws of one split share its test nodes)."""
+def margin(a: dict[tuple[int, int], float], b: dict[tuple[int, int], float]
+           ) -> tuple[float, float, list[float]]:
+    """Mean of ``a`` − ``b`` over the runs both have, its standard error over splits and the
+    per-split differences: per split the two draw-averaged scores are paired, their
+    difference's spread over the splits gives the error (the draws of one split share its
+    test nodes)."""
     keys = set(a) & set(b)
     seeds = sorted({s for s, _ in keys})
     diffs = [statistics.fmean(a[k] - b[k] for k in keys if k[0] == s) for s in seeds]
     err = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-    return statistics.fmean(diffs), err
+    return statistics.fmean(diffs), err, diffs
 
 
 def table(args: argparse.Namespace) -> str:
@@ -168,8 +170,10 @@ def table(args: argparse.Namespace) -> str:
     for path in args.csv:
         with Path(path).open() as f:
             rows += list(csv.DictReader(f))
+    base = args.baseline
     lines = ["| dataset | row | runs | draw 0 (§8.6's run) | each draw's 10-split mean | "
-             "all runs | vs MLP (± s.e. over splits) |", "|---|---|---:|---:|---|---:|---:|"]
+             f"all runs | − {base} (± s.e. over splits) | per split − {base} |",
+             "|---|---|---:|---:|---|---:|---:|---|"]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         runs = _runs(rows, dataset)
         for variant in (*VARIANTS, AUTO, *sorted(v for v in runs if v.startswith("preset="))):
@@ -177,14 +181,14 @@ def table(args: argparse.Namespace) -> str:
                 continue
             r = runs[variant]
             means = _draw_means(r)
-            vs = ""
-            if variant != "mlp" and "mlp" in runs:
-                m, e = margin(r, runs["mlp"])
-                vs = f"{m:+.2f} ± {e:.2f}"
+            vs = " | "
+            if variant != base and base in runs:
+                m, e, diffs = margin(r, runs[base])
+                vs = f"{m:+.2f} ± {e:.2f} | {', '.join(f'{x:+.2f}' for x in diffs)}"
             lines.append(f"| {dataset} | {variant} | {len(r)} | "
                          f"{means[0]:.2f} | {', '.join(f'{x:.2f}' for x in means)} | "
                          f"{statistics.fmean(r.values()):.2f} | {vs} |" if means else
-                         f"| {dataset} | {variant} | {len(r)} | – | – | – | |")
+                         f"| {dataset} | {variant} | {len(r)} | – | – | – | | |")
     text = ("Test accuracy (%), the same splits, weights and dropout drawn with seed "
             "split + 1000 × draw (`benchmarks/init_draws.py`).\n\n"
             + "\n".join(lines) + "\n")
@@ -199,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", help=f"';'-separated rows (default: all of {VARIANTS})")
     parser.add_argument("--seeds", type=int, default=10, help="splits 0..seeds-1")
     parser.add_argument("--draws", type=int, default=5, help="initial draws per split")
+    parser.add_argument("--baseline", default="mlp",
+                        help=f"the row the table subtracts (default mlp; e.g. {AUTO!r})")
     parser.add_argument("--csv", nargs="+", default=["benchmarks/results/init_draws.csv"],
                         help="the CSV to append to (the first); --table reads them all")
     parser.add_argument("--table", nargs="?", const="", help="print (and write to the path "
