@@ -299,3 +299,39 @@ def test_a_students_own_settings_shape_only_that_student(tmp_path):
     assert 8 in widths("fmlp-s") and 16 not in widths("fmlp-s")
     assert 12 in widths("glnn") and 16 not in widths("glnn")
     assert 16 in widths("fmlp-o") and 16 in widths("mlp")  # the shared student.hidden
+
+
+def test_auto_smooth_keeps_the_simplest_mode_within_smooth_se_of_the_best():
+    """``teacher.smooth: auto`` trains one teacher per mode; ``smooth_se: 0`` keeps the best
+    validation score (the first of ties), a large ``smooth_se`` the least-smoothed mode,
+    and in between the choice is :func:`framekd.metrics.simplest_within`'s."""
+    from framekd.config import RunConfig, resolve
+    from framekd.data import load_dataset
+    from framekd.experiment import fit_teacher
+    from framekd.metrics import simplest_within
+    from framekd.models.spectral import AUTO_SMOOTH
+    from framekd.splits import make_split
+
+    data = load_dataset("csbm:n=200,c=3,d=6,h=0.5,signal=1.0,f=8,seed=1")
+    split = make_split(data, "fgkd", 0)
+
+    def rc(*sets):
+        return RunConfig.from_dict(resolve(TINY, overrides=[
+            "teacher.name=spectral", "teacher.epochs=20", "teacher.patience=20", *sets]))
+
+    fits = {m: fit_teacher("spectral", data, split, rc(f"teacher.smooth={m}"), 0, None)[1]
+            for m in AUTO_SMOOTH}
+    vals = [fits[m].val_score for m in AUTO_SMOOTH]
+    assert len(set(vals)) > 1  # the modes differ, so the rule has a choice to make
+    best = AUTO_SMOOTH[vals.index(max(vals))]
+    assert best != "none"  # so that the two ends of smooth_se keep different modes
+    assert fit_teacher("spectral", data, split, rc("teacher.smooth_se=0"), 0, None)[2] == best
+    assert fit_teacher("spectral", data, split, rc("teacher.smooth_se=1e6"), 0,
+                       None)[2] == "none"
+    logits = [fits[m].log_probs for m in AUTO_SMOOTH]
+    for se in (0.5, 1.0, 2.0):
+        kept = fit_teacher("spectral", data, split, rc(f"teacher.smooth_se={se}"), 0, None)
+        assert kept[2] == AUTO_SMOOTH[simplest_within(logits, data.y, split.val, se=se)]
+        assert kept[1].val_score == pytest.approx(fits[kept[2]].val_score, abs=1e-9)
+    with pytest.raises(ConfigError, match="teacher.smooth_se"):
+        rc("teacher.smooth_se=-1")

@@ -237,3 +237,73 @@ def test_tune_objective_is_the_metric(tmp_path):
                  epochs=4, trials=1, overrides=["metric=balanced_accuracy"],
                  study=str(tmp_path / "study"))
     assert 0.0 <= study.trials[0].value <= 1.0
+
+
+def _one_hot(pred, classes=3):
+    return torch.nn.functional.one_hot(torch.as_tensor(pred), classes).float()
+
+
+def test_simplest_within_with_se_zero_keeps_the_first_best_score():
+    from framekd.metrics import simplest_within
+
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    worse, best, tie = _one_hot([0, 1, 0, 1, 1, 2]), _one_hot(y), _one_hot(y)
+    assert simplest_within([worse, best, tie], y, se=0) == 1
+    assert simplest_within([best, worse], y, se=0) == 0
+
+
+def test_simplest_within_standard_error_is_the_paired_bootstrap_oracle():
+    """One class, so the stratified bootstrap is the plain one: the SE of the accuracy
+    difference tends to the population sd of the per-node difference d over sqrt(n)."""
+    from framekd.metrics import simplest_within
+
+    gen = torch.Generator().manual_seed(0)
+    n = 400
+    y = torch.zeros(n, dtype=torch.long)
+    right_best = torch.rand(n, generator=gen) < 0.85
+    right_simple = torch.where(torch.rand(n, generator=gen) < 0.7, right_best,
+                               torch.rand(n, generator=gen) < 0.8)
+    d = right_best.double() - right_simple.double()
+    gap = float(d.mean())
+    assert gap > 0
+    se_oracle = float(d.std(unbiased=False)) / math.sqrt(n)
+    cands = [_one_hot((~right_simple).long()), _one_hot((~right_best).long())]
+    # the gap is k oracle standard errors: kept simple just above k, the best just below
+    k = gap / se_oracle
+    assert simplest_within(cands, y, se=k * 1.1, samples=4000) == 0
+    assert simplest_within(cands, y, se=k * 0.9, samples=4000) == 1
+
+
+def test_simplest_within_pairs_the_candidates_node_by_node():
+    """Two candidates that agree on every node but 30 of 1,000: a 3-point gap is 5.6 paired
+    standard errors (clear evidence), though an unpaired SE would be about 2 points."""
+    from framekd.metrics import simplest_within
+
+    y = torch.arange(1000) % 3
+    best = _one_hot(y)
+    simple_pred = y.clone()
+    simple_pred[:30] = (y[:30] + 1) % 3
+    cands = [_one_hot(simple_pred), best]
+    assert simplest_within(cands, y, se=1.0) == 1
+    assert simplest_within(cands, y, se=8.0) == 0
+    # the first of several within the tolerance; the same seed, the same choice
+    middle = y.clone()
+    middle[:10] = (y[:10] + 1) % 3
+    three = [_one_hot(simple_pred), _one_hot(middle), best]
+    assert simplest_within(three, y, se=4.0) == 1  # gaps: 5.6 and 3.2 SE
+    assert all(simplest_within(three, y, se=4.0, seed=7) == 1 for _ in range(3))
+    # balanced accuracy and ROC-AUC take the same route
+    assert simplest_within(cands, y, se=8.0, metric="balanced_accuracy") == 0
+    assert simplest_within(cands, y, se=1.0, metric="roc_auc", samples=50) in (0, 1)
+
+
+def test_simplest_within_rejects_bad_arguments():
+    from framekd.metrics import simplest_within
+
+    y = torch.tensor([0, 1])
+    with pytest.raises(ConfigError, match="se must be"):
+        simplest_within([_one_hot([0, 1])], y, se=-1.0)
+    with pytest.raises(ConfigError, match="at least one candidate"):
+        simplest_within([], y)
+    with pytest.raises(ConfigError, match="samples"):
+        simplest_within([_one_hot([0, 1])], y, samples=1)

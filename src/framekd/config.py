@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -62,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
         # spectral teacher only: channels smoothed by Â_c (none, low, all, learn; auto:
         # the best of none, low and all on validation)
         "smooth": "auto",
+        # smooth=auto keeps the least-smoothed mode within this many paired standard errors
+        # of the best validation score (0: the best score; framekd.metrics.simplest_within)
+        "smooth_se": 0.0,
         "lr": 0.01,
         "weight_decay": 5e-4,
         "epochs": 500,
@@ -266,6 +270,7 @@ class TeacherSpec:
     dropout: float
     epsilon: float
     smooth: str
+    smooth_se: float
     lr: float
     weight_decay: float
     epochs: int
@@ -280,9 +285,12 @@ class TeacherSpec:
         modes = (*SMOOTH_MODES, "auto")
         _check(t["smooth"] in modes,
                f"teacher.smooth must be one of {', '.join(modes)}, got {t['smooth']!r}")
+        smooth_se = _number(t["smooth_se"], "teacher.smooth_se")
+        _check(math.isfinite(smooth_se) and smooth_se >= 0,
+               f"teacher.smooth_se must be a finite number >= 0, got {t['smooth_se']!r}")
         return cls(name=t["name"], layers=_positive_int(t["layers"], "teacher.layers"),
                    epsilon=_number(t["epsilon"], "teacher.epsilon"), smooth=t["smooth"],
-                   **_training(t, "teacher"))
+                   smooth_se=smooth_se, **_training(t, "teacher"))
 
 
 @dataclass(frozen=True)

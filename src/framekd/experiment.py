@@ -193,16 +193,19 @@ def fit_teacher(
     """Train teacher ``name`` on ``split``: ``(model, result, smooth, seconds)``.
 
     With ``teacher.smooth: auto`` the spectral teacher is trained once per
-    :data:`~framekd.models.spectral.AUTO_SMOOTH` mode and the one with the best validation
-    score is kept (``smooth`` is its mode, else ``None``; ``seconds`` counts every mode).
+    :data:`~framekd.models.spectral.AUTO_SMOOTH` mode (least smoothed first) and one is kept
+    by validation: the least-smoothed mode within ``teacher.smooth_se`` paired standard
+    errors of the best score (:func:`~framekd.metrics.simplest_within`; 0 keeps the best).
+    ``smooth`` is the kept mode, else ``None``; ``seconds`` counts every mode.
     """
     from framekd.distill import train_teacher
+    from framekd.metrics import simplest_within
     from framekd.models import teacher_from_config
     from framekd.models.spectral import AUTO_SMOOTH
 
     t = rc.teacher
     auto = name == "spectral" and t.smooth == "auto"
-    best, seconds = None, 0.0
+    fits = []
     for smooth in AUTO_SMOOTH if auto else (None,):
         torch.manual_seed(seed)
         model = teacher_from_config(name, rc, data.x.size(1), int(data.num_classes),
@@ -211,10 +214,10 @@ def fit_teacher(
             model, data, split, lr=t.lr, weight_decay=t.weight_decay, epochs=t.epochs,
             patience=t.patience, seed=seed, progress=progress, metric=rc.metric,
         )
-        seconds += res.seconds
-        if best is None or res.val_score > best[1].val_score:
-            best = (model, res, smooth)
-    return (*best, seconds)
+        fits.append((model, res, smooth))
+    kept = simplest_within([res.log_probs for _, res, _ in fits], data.y, split.val,
+                           se=t.smooth_se, metric=rc.metric, seed=seed) if auto else 0
+    return (*fits[kept], sum(res.seconds for _, res, _ in fits))
 
 
 def _train_teacher(

@@ -163,3 +163,83 @@ def prior_weighted_accuracy(logits: Tensor, y: Tensor, index: Tensor | None,
         return float("nan")
     recall = torch.where(present, right / size.clamp(min=1), torch.zeros_like(size))
     return float((weight * recall).sum() / weight.sum())
+
+
+def _stratified_resamples(y: Tensor, samples: int, seed: int) -> Tensor:
+    """``[samples, n]`` bootstrap resamples of positions ``0..n-1``, drawn with replacement
+    within each class of ``y`` so that every resample keeps the class counts."""
+    gen = torch.Generator().manual_seed(seed)
+    y = y.cpu()
+    out = torch.empty(samples, y.numel(), dtype=torch.long)
+    for c in y.unique().tolist():
+        members = (y == c).nonzero().view(-1)
+        pick = torch.randint(members.numel(), (samples, members.numel()), generator=gen)
+        out[:, members] = members[pick]
+    return out
+
+
+def _resampled_scores(metric: str, logits: Tensor, y: Tensor, resamples: Tensor) -> Tensor:
+    if metric == "accuracy":  # one gather instead of a call per resample
+        return (logits.argmax(dim=-1).cpu() == y.cpu()).double()[resamples].mean(dim=1)
+    return torch.tensor([score(metric, logits[r], y[r]) for r in resamples],
+                        dtype=torch.float64)
+
+
+def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = None, *,
+                    se: float = 1.0, metric: str = "accuracy", samples: int = 200,
+                    seed: int = 0) -> int:
+    r"""Model selection by the one-standard-error rule: the first (simplest) of several
+    candidates whose score is within ``se`` paired standard errors of the best one's.
+
+    With :math:`s_j` the ``metric`` of candidate :math:`j`'s ``logits`` on the nodes
+    ``index`` and :math:`b` the first candidate with the highest score, the rule keeps
+
+    .. math::
+        j^\star = \min \{\, j : s_j \ge s_b - \mathrm{se}\cdot\widehat{\mathrm{SE}}
+        (s_b - s_j) \,\},
+
+    where :math:`\widehat{\mathrm{SE}}` is the standard deviation of :math:`s_b - s_j` over
+    ``samples`` bootstrap resamples of the nodes, drawn with replacement within each class
+    (so a resample keeps the class counts) and the same for both candidates (paired: nodes
+    both get right or both get wrong do not add to it). ``se = 0`` keeps the best score
+    (the first of ties). With a handful of validation nodes the best score is mostly noise;
+    a larger ``se`` then keeps the simpler candidate unless the evidence against it is
+    clear. ``seed`` makes the resamples, and so the choice, deterministic.
+
+    Args:
+        logits: one ``[N, classes]`` score tensor per candidate, simplest first.
+        y: labels ``[N]``.
+        index: the nodes to score (all when ``None``), e.g. the validation set.
+        se: the tolerance in standard errors, ``>= 0``.
+        metric: one of :data:`METRICS`.
+        samples: bootstrap resamples (used only when some candidate scores below the best).
+        seed: the resamples' seed.
+
+    Returns:
+        The position of the kept candidate in ``logits``.
+    """
+    check_metric(metric)
+    if not logits:
+        raise ConfigError("simplest_within needs at least one candidate")
+    if not (isinstance(se, (int, float)) and math.isfinite(se) and se >= 0):
+        raise ConfigError(f"se must be a finite number >= 0, got {se!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise ConfigError(f"samples must be an integer >= 2, got {samples!r}")
+    if index is not None:
+        logits, y = [lg[index] for lg in logits], y[index]
+    labelled = y >= 0
+    logits, y = [lg[labelled].detach() for lg in logits], y[labelled]
+    scores = [score(metric, lg, y) for lg in logits]
+    finite = [s if math.isfinite(s) else -math.inf for s in scores]
+    best = max(range(len(finite)), key=lambda j: (finite[j], -j))
+    if se == 0 or y.numel() == 0:
+        return best
+    resamples = _stratified_resamples(y, samples, seed)
+    top = _resampled_scores(metric, logits[best], y, resamples)
+    for j in range(best):
+        if not math.isfinite(finite[j]):
+            continue
+        gap = top - _resampled_scores(metric, logits[j], y, resamples)
+        if finite[j] >= finite[best] - se * float(gap.std()):
+            return j
+    return best
