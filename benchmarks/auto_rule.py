@@ -114,22 +114,24 @@ def _runs(path: Path) -> dict[str, dict[tuple[int, int], dict[str, dict]]]:
     return runs
 
 
+def _ints(text: str) -> torch.Tensor:
+    return torch.tensor([int(v) for v in text.split()])
+
+
 def choose(modes: dict[str, dict], se: float) -> str:
-    """The mode ``teacher.smooth: auto`` keeps with ``smooth_se = se``, read from half A."""
+    """The mode ``teacher.smooth: auto`` keeps with ``smooth_se = se``, read from half A
+    (the stored arg-max classes stand in for the logits: accuracy reads nothing else)."""
     from framekd.metrics import simplest_within
 
-    y = torch.tensor([int(v) for v in modes[AUTO_SMOOTH[0]]["a_y"].split()])
-    k = int(y.max()) + 1
-    logits = [F.one_hot(torch.tensor([int(v) for v in modes[m]["a_pred"].split()]),
-                        max(k, 1 + max(int(v) for v in modes[m]["a_pred"].split()))).float()
-              for m in AUTO_SMOOTH]
-    width = max(lg.size(1) for lg in logits)
-    logits = [F.pad(lg, (0, width - lg.size(1))) for lg in logits]
+    y = _ints(modes[AUTO_SMOOTH[0]]["a_y"])
+    preds = [_ints(modes[m]["a_pred"]) for m in AUTO_SMOOTH]
+    classes = 1 + max(int(t.max()) for t in (y, *preds))
+    logits = [F.one_hot(p, classes).float() for p in preds]
     return AUTO_SMOOTH[simplest_within(logits, y, se=se)]
 
 
 def table(path: Path) -> str:
-    lines = ["| dataset | runs | rule | held-out half B | − best (se 0) | modes kept (none/low/all) |",
+    lines = ["| dataset | runs | rule | held-out half B | − se 0 | kept: none/low/all |",
              "|---|---:|---|---:|---:|---|"]
     gaps = []
     for name, runs in _runs(path).items():
