@@ -13,6 +13,10 @@ from other starting points. Rows (``--variants``):
   validation is the default teacher (``teacher.smooth: auto``, §8.6's "default teacher");
 * ``shipped``: the teacher of the dataset's shipped preset (``framekd/configs/D.yaml``);
 * ``preset=FILE``: the teacher of a ``framekd tune`` preset over the shipped one;
+* ``default smooth_se=X``: the package's default teacher as ``framekd run`` trains it
+  (:func:`framekd.experiment.fit_teacher`, ``teacher.smooth: auto``) with
+  ``teacher.smooth_se`` X (§8.24); with X = 0 it is the default row computed from the three
+  ``smooth`` rows;
 * ``none, gains frozen`` and ``none, gains frozen, MLP's weights``: the default spectral
   teacher with its band gains held at the identity, from its own initial draw or from the
   MLP's: by SPEC §4 the latter is the MLP, so it separates what the gains do from what the
@@ -44,6 +48,7 @@ from ablation_heterophily import _model as ablation_model
 from framekd.config import RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
+from framekd.experiment import fit_teacher
 from framekd.models import teacher_from_config
 from framekd.models.spectral import AUTO_SMOOTH
 from framekd.splits import make_split
@@ -52,6 +57,7 @@ from framekd.tune import draw_seed
 FROZEN, FROZEN_MLP = "none, gains frozen", "none, gains frozen, MLP's weights"
 VARIANTS = ("mlp", *(f"spectral smooth={m}" for m in AUTO_SMOOTH), "shipped", FROZEN, FROZEN_MLP)
 AUTO = "default teacher (auto)"
+DEFAULT_SE = "default smooth_se="
 FIELDS = ["dataset", "protocol", "variant", "seed", "draw", "val", "test"]
 
 
@@ -62,7 +68,9 @@ def _config(name: str, variant: str, protocol: str) -> RunConfig:
                                            overrides=overrides))
     if variant != "shipped":
         overrides += package_defaults()
-    if variant.startswith("spectral smooth="):
+    if variant.startswith(DEFAULT_SE):
+        overrides.append(f"teacher.smooth_se={variant.split('=')[1]}")
+    elif variant.startswith("spectral smooth="):
         overrides.append(f"teacher.smooth={variant.split('=')[1]}")
     elif variant in (FROZEN, FROZEN_MLP):
         overrides.append("teacher.smooth=none")
@@ -113,13 +121,16 @@ def run(args: argparse.Namespace) -> None:
                             continue
                         split = make_split(data, protocol, seed)
                         run_seed = draw_seed(seed, draw)
-                        torch.manual_seed(run_seed)
-                        model = _model(variant, rc, d, c)
                         t = rc.teacher
                         start = time.perf_counter()
-                        res = train_teacher(model, data, split, lr=t.lr,
-                                            weight_decay=t.weight_decay, epochs=t.epochs,
-                                            patience=t.patience, seed=run_seed)
+                        if variant.startswith(DEFAULT_SE):
+                            res = fit_teacher(t.name, data, split, rc, run_seed, None)[1]
+                        else:
+                            torch.manual_seed(run_seed)
+                            model = _model(variant, rc, d, c)
+                            res = train_teacher(model, data, split, lr=t.lr,
+                                                weight_decay=t.weight_decay, epochs=t.epochs,
+                                                patience=t.patience, seed=run_seed)
                         write({"dataset": name, "protocol": protocol, "variant": variant,
                                "seed": seed, "draw": draw, "val": f"{res.val_acc:.6f}",
                                "test": f"{res.test_acc:.6f}"})
@@ -176,7 +187,8 @@ def table(args: argparse.Namespace) -> str:
              "|---|---|---:|---:|---|---:|---:|---|"]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         runs = _runs(rows, dataset)
-        for variant in (*VARIANTS, AUTO, *sorted(v for v in runs if v.startswith("preset="))):
+        extra = sorted(v for v in runs if v.startswith(("preset=", DEFAULT_SE)))
+        for variant in (*VARIANTS, AUTO, *extra):
             if variant not in runs:
                 continue
             r = runs[variant]
