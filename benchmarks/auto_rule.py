@@ -45,6 +45,7 @@ from ablation_heterophily import DATASETS, package_defaults
 from framekd.config import RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
+from framekd.metrics import paired_standard_error, simplest_within
 from framekd.models import teacher_from_config
 from framekd.models.spectral import AUTO_SMOOTH
 from framekd.splits import Split, make_split, stratified_subset
@@ -118,25 +119,39 @@ def _ints(text: str) -> torch.Tensor:
     return torch.tensor([int(v) for v in text.split()])
 
 
-def choose(modes: dict[str, dict], se: float) -> str:
-    """The mode ``teacher.smooth: auto`` keeps with ``smooth_se = se``, read from half A
-    (the stored arg-max classes stand in for the logits: accuracy reads nothing else)."""
-    from framekd.metrics import simplest_within
-
+def _half_a(modes: dict[str, dict]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each mode's logits on half A and its labels (the stored arg-max classes stand in
+    for the logits: accuracy reads nothing else)."""
     y = _ints(modes[AUTO_SMOOTH[0]]["a_y"])
     preds = [_ints(modes[m]["a_pred"]) for m in AUTO_SMOOTH]
     classes = 1 + max(int(t.max()) for t in (y, *preds))
-    logits = [F.one_hot(p, classes).float() for p in preds]
-    return AUTO_SMOOTH[simplest_within(logits, y, se=se)]
+    return [F.one_hot(p, classes).float() for p in preds], y
+
+
+def choose(modes: dict[str, dict], se: float) -> str:
+    """The mode ``teacher.smooth: auto`` keeps with ``smooth_se = se``, read from half A."""
+    return AUTO_SMOOTH[simplest_within(*_half_a(modes), se=se)]
+
+
+def gap_errors(modes: dict[str, dict]) -> list[float]:
+    """The paired standard errors (points) the rule weighs on half A: of the best mode's
+    score minus each less smoothed mode's."""
+    logits, y = _half_a(modes)
+    best = simplest_within(logits, y, se=0.0)
+    return [100 * paired_standard_error(logits[best], logits[j], y) for j in range(best)]
 
 
 def table(path: Path) -> str:
-    lines = ["| dataset | runs | rule | held-out half B | − se 0 | kept: none/low/all |",
-             "|---|---:|---|---:|---:|---|"]
+    lines = ["| dataset | runs | half A nodes | SE of the gaps on A, median (range) | rule | "
+             "held-out half B | − se 0 | kept: none/low/all |",
+             "|---|---:|---:|---|---|---:|---:|---|"]
     gaps = []
     for name, runs in _runs(path).items():
         runs = {key: m for key, m in runs.items() if len(m) == len(AUTO_SMOOTH)}
         base = None
+        errs = [e for m in runs.values() for e in gap_errors(m)]
+        err = f"{statistics.median(errs):.2f} ({min(errs):.2f}–{max(errs):.2f})" if errs else "–"
+        size = len(next(iter(runs.values()))[AUTO_SMOOTH[0]]["a_y"].split())
         for se in SHOWN:
             picks = {key: choose(m, se) for key, m in runs.items()}
             score = 100 * statistics.fmean(float(runs[key][p]["b_score"])
@@ -145,7 +160,7 @@ def table(path: Path) -> str:
             if se == CANDIDATE:
                 gaps.append(score - base)
             kept = Counter(picks.values())
-            lines.append(f"| {name} | {len(runs)} | se {se:g} | {score:.2f} | "
+            lines.append(f"| {name} | {len(runs)} | {size} | {err} | se {se:g} | {score:.2f} | "
                          f"{score - base:+.2f} | "
                          f"{'/'.join(str(kept[m]) for m in AUTO_SMOOTH)} |")
     if gaps:

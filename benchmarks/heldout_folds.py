@@ -10,7 +10,8 @@ the mode with the best validation score there, as a run's ``auto`` decides (with
 ``--draws``, the mode with the best mean over the split's draws). That is ``auto`` with
 ``teacher.smooth_se: 0``; with a larger ``smooth_se`` a run may keep a mode that scores
 lower on validation (§8.24), never a higher one, so the default's score here bounds it from
-above and the bar below never favours the chosen trial. Test labels are never read. A study that tuned only student settings trains each fold's teacher once.
+above and the bar below never favours the chosen trial. Test labels are never read. A
+study that tuned only student settings trains each fold's teacher once.
 
 The last line is the shipping bar for a study's settings: ahead of the defaults on the mean
 of the splits the study never saw **and behind on none of them**. A mean alone can be two

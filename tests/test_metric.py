@@ -255,7 +255,7 @@ def test_simplest_within_with_se_zero_keeps_the_first_best_score():
 def test_simplest_within_standard_error_is_the_paired_bootstrap_oracle():
     """One class, so the stratified bootstrap is the plain one: the SE of the accuracy
     difference tends to the population sd of the per-node difference d over sqrt(n)."""
-    from framekd.metrics import simplest_within
+    from framekd.metrics import paired_standard_error, simplest_within
 
     gen = torch.Generator().manual_seed(0)
     n = 400
@@ -268,6 +268,8 @@ def test_simplest_within_standard_error_is_the_paired_bootstrap_oracle():
     assert gap > 0
     se_oracle = float(d.std(unbiased=False)) / math.sqrt(n)
     cands = [_one_hot((~right_simple).long()), _one_hot((~right_best).long())]
+    err = paired_standard_error(cands[1], cands[0], y, samples=4000)
+    assert err == pytest.approx(se_oracle, rel=0.05)
     # the gap is k oracle standard errors: kept simple just above k, the best just below
     k = gap / se_oracle
     assert simplest_within(cands, y, se=k * 1.1, samples=4000) == 0

@@ -178,11 +178,43 @@ def _stratified_resamples(y: Tensor, samples: int, seed: int) -> Tensor:
     return out
 
 
+def _check_samples(samples: object) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise ConfigError(f"samples must be an integer >= 2, got {samples!r}")
+
+
 def _resampled_scores(metric: str, logits: Tensor, y: Tensor, resamples: Tensor) -> Tensor:
     if metric == "accuracy":  # one gather instead of a call per resample
         return (logits.argmax(dim=-1).cpu() == y.cpu()).double()[resamples].mean(dim=1)
     return torch.tensor([score(metric, logits[r], y[r]) for r in resamples],
                         dtype=torch.float64)
+
+
+def paired_standard_error(logits_a: Tensor, logits_b: Tensor, y: Tensor,
+                          index: Tensor | None = None, *, metric: str = "accuracy",
+                          samples: int = 200, seed: int = 0) -> float:
+    r"""The standard error of :math:`s_a - s_b`, the difference of two predictions' scores
+    on the same nodes, by a paired, class-stratified bootstrap.
+
+    It is the standard deviation of :math:`s_a - s_b` over ``samples`` resamples of the
+    nodes ``index`` (all when ``None``; unlabelled nodes, label ``-1``, left out), drawn
+    with replacement within each class so that every resample keeps the class counts, the
+    same resample for both (nodes both get right or both get wrong add nothing). For
+    accuracy on one class it tends to :math:`\operatorname{sd}(d)/\sqrt n`, :math:`d_v` the
+    per-node difference of correctness. ``seed`` makes it deterministic.
+    """
+    check_metric(metric)
+    _check_samples(samples)
+    if index is not None:
+        logits_a, logits_b, y = logits_a[index], logits_b[index], y[index]
+    labelled = y >= 0
+    logits_a, logits_b, y = logits_a[labelled].detach(), logits_b[labelled].detach(), y[labelled]
+    if y.numel() == 0:
+        return float("nan")
+    resamples = _stratified_resamples(y, samples, seed)
+    gap = (_resampled_scores(metric, logits_a, y, resamples)
+           - _resampled_scores(metric, logits_b, y, resamples))
+    return float(gap.std())
 
 
 def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = None, *,
@@ -198,10 +230,8 @@ def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = 
         j^\star = \min \{\, j : s_j \ge s_b - \mathrm{se}\cdot\widehat{\mathrm{SE}}
         (s_b - s_j) \,\},
 
-    where :math:`\widehat{\mathrm{SE}}` is the standard deviation of :math:`s_b - s_j` over
-    ``samples`` bootstrap resamples of the nodes, drawn with replacement within each class
-    (so a resample keeps the class counts) and the same for both candidates (paired: nodes
-    both get right or both get wrong do not add to it). ``se = 0`` keeps the best score
+    where :math:`\widehat{\mathrm{SE}}` is :func:`paired_standard_error` (a paired,
+    class-stratified bootstrap of the nodes). ``se = 0`` keeps the best score
     (the first of ties). With a handful of validation nodes the best score is mostly noise;
     a larger ``se`` then keeps the simpler candidate unless the evidence against it is
     clear. ``seed`` makes the resamples, and so the choice, deterministic.
@@ -223,8 +253,7 @@ def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = 
         raise ConfigError("simplest_within needs at least one candidate")
     if not (isinstance(se, (int, float)) and math.isfinite(se) and se >= 0):
         raise ConfigError(f"se must be a finite number >= 0, got {se!r}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
-        raise ConfigError(f"samples must be an integer >= 2, got {samples!r}")
+    _check_samples(samples)
     if index is not None:
         logits, y = [lg[index] for lg in logits], y[index]
     labelled = y >= 0
@@ -232,14 +261,13 @@ def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = 
     scores = [score(metric, lg, y) for lg in logits]
     finite = [s if math.isfinite(s) else -math.inf for s in scores]
     best = max(range(len(finite)), key=lambda j: (finite[j], -j))
-    if se == 0 or y.numel() == 0:
+    if se == 0:
         return best
-    resamples = _stratified_resamples(y, samples, seed)
-    top = _resampled_scores(metric, logits[best], y, resamples)
     for j in range(best):
         if not math.isfinite(finite[j]):
             continue
-        gap = top - _resampled_scores(metric, logits[j], y, resamples)
-        if finite[j] >= finite[best] - se * float(gap.std()):
+        err = paired_standard_error(logits[best], logits[j], y, metric=metric,
+                                    samples=samples, seed=seed)
+        if finite[j] >= finite[best] - se * err:
             return j
     return best
