@@ -52,3 +52,47 @@ def test_spectral_teacher_trains_its_band_gains_and_is_registered():
     assert model.convs[0].gains.shape == (model.num_channels, 8)
     with pytest.raises(ConfigError, match="smooth"):
         build_teacher("spectral", 5, 3, smooth="some")
+
+
+def test_per_channel_weights_start_at_the_shared_model_and_follow_the_dense_definition():
+    ei, n = random_graph(2)
+    x = torch.randn(n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(0)
+    shared = SpectralFramelet(3, 8, 2, num_layers=2, method="exact", smooth="low",
+                              epsilon=0.2).double().eval()
+    torch.manual_seed(0)
+    own = SpectralFramelet(3, 8, 2, num_layers=2, method="exact", smooth="low", epsilon=0.2,
+                           shared_weights=False).double().eval()
+    # Δ_c = 0: the shared model (so, with the gains at 1 and no smoothing, the MLP)
+    torch.testing.assert_close(own(x, ei), shared(x, ei), rtol=0, atol=1e-12)
+    one = SpectralFramelet(3, 8, 2, num_layers=1, method="exact", smooth="low", epsilon=0.2,
+                           shared_weights=False).double().eval()
+    conv = one.convs[0]
+    with torch.no_grad():
+        conv.band.copy_(torch.tensor([[[0.5, -0.3]], [[1.0, 2.0]]]))
+        conv.delta.normal_(generator=torch.Generator().manual_seed(4))
+    w = haar_framelet_operators(ei, n)
+    a_hat, d_inv = dense_gcn_adjacency(ei, n)
+    theta = 1.0 + conv.band.detach().numpy()[:, 0]
+    proj = [(conv.lin.weight + conv.delta[c]).detach().numpy() for c in range(2)]
+    low = w[0] @ (theta[0] * ((a_hat - 0.2 * d_inv) @ (w[0] @ (x.numpy() @ proj[0].T))))
+    high = w[1] @ (theta[1] * (w[1] @ (x.numpy() @ proj[1].T)))
+    want = low + high + conv.lin.bias.detach().numpy()
+    for precompute in (True, False):  # the first layer read from W_c S_c W_c X, or not
+        one.precompute = precompute
+        np.testing.assert_allclose(one(x, ei).detach().numpy(), want, atol=1e-10)
+    assert "shared_weights=False" in repr(one)
+
+
+def test_shared_weights_setting_reaches_the_teacher_and_is_checked():
+    from framekd.config import RunConfig, resolve
+    from framekd.models import teacher_from_config
+
+    def rc(value):
+        return RunConfig.from_dict(resolve("csbm:n=60,c=2,d=4,h=0.5,f=4,seed=0", overrides=[
+            "teacher.name=spectral", "teacher.smooth=none", f"teacher.shared_weights={value}"]))
+
+    assert teacher_from_config("spectral", rc("false"), 4, 2).convs[0].delta is not None
+    assert teacher_from_config("spectral", rc("true"), 4, 2).convs[0].delta is None
+    with pytest.raises(ConfigError, match="teacher.shared_weights must be true or false"):
+        rc("3")

@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
         # smooth=auto keeps the least-smoothed mode within this many paired standard errors
         # of the best validation score (0: the best score; framekd.metrics.simplest_within)
         "smooth_se": 0.0,
+        # spectral teacher only: one projection for every framelet channel (true), or one
+        # per channel starting from the shared one (false)
+        "shared_weights": True,
         "lr": 0.01,
         "weight_decay": 5e-4,
         "epochs": 500,
@@ -271,6 +274,7 @@ class TeacherSpec:
     epsilon: float
     smooth: str
     smooth_se: float
+    shared_weights: bool
     lr: float
     weight_decay: float
     epochs: int
@@ -288,9 +292,12 @@ class TeacherSpec:
         smooth_se = _number(t["smooth_se"], "teacher.smooth_se")
         _check(math.isfinite(smooth_se) and smooth_se >= 0,
                f"teacher.smooth_se must be a finite number >= 0, got {t['smooth_se']!r}")
+        _check(isinstance(t["shared_weights"], bool),
+               f"teacher.shared_weights must be true or false, got {t['shared_weights']!r}")
         return cls(name=t["name"], layers=_positive_int(t["layers"], "teacher.layers"),
                    epsilon=_number(t["epsilon"], "teacher.epsilon"), smooth=t["smooth"],
-                   smooth_se=smooth_se, **_training(t, "teacher"))
+                   smooth_se=smooth_se, shared_weights=t["shared_weights"],
+                   **_training(t, "teacher"))
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def teacher_from_config(
     if key not in NO_HIDDEN:
         kw["hidden_channels"] = t.hidden
     if key == "spectral":
-        kw["smooth"] = smooth or t.smooth
+        kw.update(smooth=smooth or t.smooth, shared_weights=t.shared_weights)
     if key in FRAMELET_TEACHERS:
         if operator is not None:
             kw["operator"] = operator

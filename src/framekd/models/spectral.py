@@ -20,6 +20,16 @@ gains start at the identity (:math:`\delta_c = 0`); with them there and no smoot
 same weights, and training moves each band's gain away from 1 only where that helps. Weight
 decay acts on :math:`\delta_c`, so it pulls towards the MLP rather than towards a zero filter.
 With one layer the model is linear (the simplified counterpart).
+
+With ``shared_weights=False`` each channel has its own projection
+:math:`\Theta_c = \Theta + \Delta_c`,
+
+.. math::
+    H' = \sum_{c} W_c^\top \big(\theta_c \odot S_c W_c H (\Theta + \Delta_c)\big) + b,
+
+so that, as in H2GCN's or ACM-GCN's separate ego and neighbour weights, what a band says
+about a node can be read through other features than the node's own. :math:`\Delta_c`
+starts at 0 (the shared model, hence the MLP) and weight decay pulls it back there.
 """
 
 from __future__ import annotations
@@ -61,7 +71,8 @@ class SpectralFrameletConv(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, num_channels: int, smooth: str = "none"
+        self, in_channels: int, out_channels: int, *, num_channels: int, smooth: str = "none",
+        shared_weights: bool = True,
     ) -> None:
         super().__init__()
         if smooth not in SMOOTH_MODES:
@@ -76,6 +87,9 @@ class SpectralFrameletConv(nn.Module):
         self.band = nn.Parameter(torch.zeros(num_channels, 1, out_channels))
         #: γ_c (``smooth="learn"``): S_c = I + γ_c (Â_c - I), starting at γ_c = 1 (S_c = Â_c).
         self.mix = nn.Parameter(torch.zeros(num_channels, 1, 1)) if smooth == "learn" else None
+        #: Δ_c (``shared_weights=False``): channel c projects with Θ + Δ_c.
+        self.delta = None if shared_weights else nn.Parameter(
+            torch.zeros(num_channels, out_channels, in_channels))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -83,6 +97,12 @@ class SpectralFrameletConv(nn.Module):
         nn.init.zeros_(self.band)
         if self.mix is not None:
             nn.init.ones_(self.mix)
+        if self.delta is not None:
+            nn.init.zeros_(self.delta)
+
+    def _weights(self) -> Tensor:
+        """Each channel's projection, ``[C, d_out, d_in]`` (or ``[d_out, d_in]`` shared)."""
+        return self.lin.weight if self.delta is None else self.lin.weight + self.delta
 
     @property
     def gains(self) -> Tensor:
@@ -91,7 +111,12 @@ class SpectralFrameletConv(nn.Module):
 
     def forward(self, h: Tensor, operator: FrameletOperator) -> Tensor:
         t = operator.transform
-        z = t.apply(F.linear(h, self.lin.weight))  # W_c H Θ, sharing the low-pass chain
+        if self.delta is None:
+            z = t.apply(F.linear(h, self.lin.weight))  # W_c H Θ, sharing the low-pass chain
+        else:  # W_c H (Θ + Δ_c): one product for every channel's projection
+            c, d_out, d_in = self.delta.shape
+            hw = F.linear(h, self._weights().reshape(c * d_out, d_in))
+            z = t.apply_each(hw.view(-1, c, d_out).transpose(0, 1).contiguous())
         if self.smooth == "all":
             z = operator.propagate(z)
         elif self.smooth == "low":
@@ -119,10 +144,13 @@ class SpectralFrameletConv(nn.Module):
             m = torch.cat([products["WAW"][:1], products["WW"][1:]])
         else:  # learn: W_c (I + γ_c (Â_c - I)) W_c X
             m = products["WW"] + self.mix * (products["WAW"] - products["WW"])
-        return ((1.0 + self.band) * F.linear(m, self.lin.weight)).sum(0) + self.lin.bias
+        w = self._weights()
+        mw = F.linear(m, w) if w.dim() == 2 else torch.bmm(m, w.transpose(1, 2))
+        return ((1.0 + self.band) * mw).sum(0) + self.lin.bias
 
     def extra_repr(self) -> str:
-        return f"channels={self.band.size(0)}, smooth={self.smooth!r}"
+        shared = "" if self.delta is None else ", shared_weights=False"
+        return f"channels={self.band.size(0)}, smooth={self.smooth!r}{shared}"
 
 
 class SpectralFramelet(_FrameletTeacher):
@@ -139,6 +167,9 @@ class SpectralFramelet(_FrameletTeacher):
         dropout: dropout probability between layers.
         smooth: channels smoothed by :math:`\hat A_c` (``"none"``, ``"low"``, ``"all"``,
             ``"learn"``).
+        shared_weights: one projection :math:`\Theta` for every channel (default), or
+            :math:`\Theta_c = \Theta + \Delta_c` per channel with :math:`\Delta_c`
+            starting at 0 (``False``; see the module docstring).
         epsilon: energy perturbation ε of :math:`\hat A_c` (only used when smoothing).
         framelet, operator, transform, sparse_input, framelet_options: as in
             :class:`~framekd.models.SpatialFramelet`.
@@ -160,6 +191,7 @@ class SpectralFramelet(_FrameletTeacher):
         num_layers: int = 2,
         dropout: float = 0.5,
         smooth: str = "none",
+        shared_weights: bool = True,
         epsilon: float = 0.0,
         framelet: FrameletSpec | Mapping[str, Any] | None = None,
         operator: FrameletOperator | None = None,
@@ -175,7 +207,8 @@ class SpectralFramelet(_FrameletTeacher):
                               "SpectralFramelet")
         self.dropout = float(dropout)
         self.convs = nn.ModuleList(
-            SpectralFrameletConv(a, b, num_channels=self.num_channels, smooth=smooth)
+            SpectralFrameletConv(a, b, num_channels=self.num_channels, smooth=smooth,
+                                 shared_weights=shared_weights)
             for a, b in widths
         )
         self._sparse_input = SparseInput(sparse_input)
