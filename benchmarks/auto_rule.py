@@ -19,6 +19,14 @@ held-out halves B, its mean score is at least that of ``se = 0`` (the old rule) 
 points on every dataset measured, and above it on the unweighted mean over the datasets.
 The other values of ``se`` in the table are shown, not chosen from.
 
+§8.25 adds per-channel projections (``teacher.shared_weights: false``, variants
+``"MODE own"``) and asks whether ``auto`` should choose among the six teachers (each mode,
+shared or own projections) instead of the three. Its bar, fixed before its runs: the six
+become the default if, on half B, their ``auto`` (best score on half A, the first of ties
+in the order of :data:`WIDE`) is at least the three's minus 0.10 points on every one of
+§8.24's nine datasets and above it on the unweighted mean; a dataset whose runs are not
+complete by 08:05 UTC on 2026-12-05 counts as a failure.
+
 Resumable: one CSV row per (dataset, split, draw, mode), appended when finished.
 
 Usage (data from $FRAMEKD_DATA)::
@@ -54,6 +62,10 @@ from framekd.tune import draw_seed
 FIELDS = ["dataset", "protocol", "split", "draw", "mode", "a_score", "b_score", "a_pred", "a_y"]
 #: The rule the bar judges, fixed before the runs (BENCHMARKS §8.24), and the others shown.
 CANDIDATE, SHOWN = 1.0, (0.0, 0.5, 1.0, 2.0)
+#: Per-channel projections (``teacher.shared_weights: false``) in a variant's name (§8.25).
+OWN = "own"
+#: §8.25's candidates, in the order ``auto`` would try them (the first of ties is kept).
+WIDE = tuple(v for m in AUTO_SMOOTH for v in (m, f"{m} {OWN}"))
 
 
 def halves(split: Split, y: torch.Tensor, seed: int) -> Split:
@@ -61,6 +73,16 @@ def halves(split: Split, y: torch.Tensor, seed: int) -> Split:
     a = stratified_subset(split.val, y, 0.5, seed)
     b = split.val[~torch.isin(split.val, a)]
     return Split(split.train, a, b, split.protocol, split.seed, [*split.notes, "val halves"])
+
+
+def _sets(variant: str) -> list[str]:
+    """``--set`` overrides of a variant: a ``smooth`` mode, ``own`` for per-channel
+    projections (``teacher.shared_weights: false``)."""
+    mode, *own = variant.split()
+    if mode not in AUTO_SMOOTH or own not in ([], [OWN]):
+        raise SystemExit(f"auto_rule.py: unknown variant {variant!r} (MODE or 'MODE {OWN}', "
+                         f"MODE one of {', '.join(AUTO_SMOOTH)})")
+    return [f"teacher.smooth={mode}", *(["teacher.shared_weights=false"] if own else [])]
 
 
 def _done(path: Path) -> set[tuple[str, int, int, str]]:
@@ -83,12 +105,11 @@ def run(args: argparse.Namespace) -> None:
                 for s in range(args.seeds):
                     seed = draw_seed(s, draw)
                     split = halves(make_split(data, protocol, s), data.y, seed)
-                    for mode in AUTO_SMOOTH:
+                    for mode in args.variants.split(";"):
                         if (name, s, draw, mode) in done:
                             continue
                         rc = RunConfig.from_dict(resolve(name, overrides=[
-                            f"protocol={protocol}", *package_defaults(),
-                            f"teacher.smooth={mode}"]))
+                            f"protocol={protocol}", *package_defaults(), *_sets(mode)]))
                         t = rc.teacher
                         torch.manual_seed(seed)
                         model = teacher_from_config(t.name, rc, d, c)
@@ -119,18 +140,19 @@ def _ints(text: str) -> torch.Tensor:
     return torch.tensor([int(v) for v in text.split()])
 
 
-def _half_a(modes: dict[str, dict]) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Each mode's logits on half A and its labels (the stored arg-max classes stand in
-    for the logits: accuracy reads nothing else)."""
-    y = _ints(modes[AUTO_SMOOTH[0]]["a_y"])
-    preds = [_ints(modes[m]["a_pred"]) for m in AUTO_SMOOTH]
+def _half_a(modes: dict[str, dict], names: tuple[str, ...] = AUTO_SMOOTH
+            ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The logits on half A of the variants ``names`` and the labels (the stored arg-max
+    classes stand in for the logits: accuracy reads nothing else)."""
+    y = _ints(modes[names[0]]["a_y"])
+    preds = [_ints(modes[m]["a_pred"]) for m in names]
     classes = 1 + max(int(t.max()) for t in (y, *preds))
     return [F.one_hot(p, classes).float() for p in preds], y
 
 
-def choose(modes: dict[str, dict], se: float) -> str:
-    """The mode ``teacher.smooth: auto`` keeps with ``smooth_se = se``, read from half A."""
-    return AUTO_SMOOTH[simplest_within(*_half_a(modes), se=se)]
+def choose(modes: dict[str, dict], se: float, names: tuple[str, ...] = AUTO_SMOOTH) -> str:
+    """The variant ``auto`` keeps among ``names`` with ``smooth_se = se``, read from half A."""
+    return names[simplest_within(*_half_a(modes, names), se=se)]
 
 
 def gap_errors(modes: dict[str, dict]) -> list[float]:
@@ -169,17 +191,48 @@ def table(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def wide_table(path: Path) -> str:
+    """§8.25: ``auto`` over the six variants of :data:`WIDE` against ``auto`` over the three
+    modes (both the best score on half A), scored on half B, with each variant's mean."""
+    lines = ["| dataset | runs | auto over 3 | auto over 6 | difference | kept with own "
+             "projections | " + " | ".join(WIDE) + " |",
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(WIDE)]
+    gaps = []
+    for name, runs in _runs(path).items():
+        runs = {key: m for key, m in runs.items() if all(v in m for v in WIDE)}
+        if not runs:
+            continue
+        b = {v: 100 * statistics.fmean(float(m[v]["b_score"]) for m in runs.values())
+             for v in WIDE}
+        three, six = ([choose(m, 0.0, names) for m in runs.values()]
+                      for names in (AUTO_SMOOTH, WIDE))
+        s3, s6 = (100 * statistics.fmean(float(m[p]["b_score"])
+                                         for m, p in zip(runs.values(), picks, strict=True))
+                  for picks in (three, six))
+        gaps.append(s6 - s3)
+        own = sum(p.endswith(OWN) for p in six)
+        lines.append(f"| {name} | {len(runs)} | {s3:.2f} | {s6:.2f} | {s6 - s3:+.2f} | "
+                     f"{own} | " + " | ".join(f"{b[v]:.2f}" for v in WIDE) + " |")
+    if gaps:
+        lines.append(f"\nauto over 6 − auto over 3, unweighted mean over the datasets: "
+                     f"{statistics.fmean(gaps):+.3f} points; worst dataset {min(gaps):+.3f}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="texas;wisconsin;cornell")
     p.add_argument("--seeds", type=int, default=10, help="splits 0..SEEDS-1")
     p.add_argument("--draws", type=int, default=1)
+    p.add_argument("--variants", default=";".join(AUTO_SMOOTH),
+                   help="';'-separated teachers: a smooth mode, or 'MODE own' for "
+                   "per-channel projections (default: the three modes)")
     p.add_argument("--csv", required=True)
     p.add_argument("--table", nargs="?", const="-", default=None,
                    help="write the table (to OUT.md, or print it with no value); no training")
     args = p.parse_args(argv)
     if args.table is not None:
-        text = table(Path(args.csv))
+        text = table(Path(args.csv)) + "\n" + wide_table(Path(args.csv))
         if args.table == "-":
             print(text, end="")
         else:
