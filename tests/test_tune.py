@@ -185,6 +185,7 @@ def test_search_space_declaration():
         assert ("framelet.filters" in chosen) == (name in registry.FRAMELET_TEACHERS)
         assert ("teacher.hidden" in chosen) == (name not in registry.NO_HIDDEN)
         assert ("teacher.smooth" in chosen) == (name == "spectral")
+        assert ("teacher.shared_weights" in chosen) == (name == "spectral")
         assert not any(k.startswith(("student.", "knowledge.", "rewire.")) for k in chosen)
     joint = {p.key for p in search_space("gcn", ["fmlp-o"], sdrf=True,
                                          fixed=["student.lam"])}

@@ -79,6 +79,8 @@ SEARCH_SPACE: tuple[Param, ...] = (
     Param("teacher.layers", IntDistribution(1, 4), "teacher"),
     Param("teacher.smooth", _choice("none", "low", "all"), "teacher",
           only_if=("teacher.name", "spectral")),
+    Param("teacher.shared_weights", _choice(True, False), "teacher",
+          only_if=("teacher.name", "spectral")),
     # framelet operator (framelet teachers, and the students' knowledge)
     Param("teacher.epsilon", FloatDistribution(-0.5, 0.5), "framelet"),
     Param("framelet.filters", _choice("haar", "linear", "quadratic"), "framelet"),
