@@ -335,3 +335,18 @@ def test_auto_smooth_keeps_the_simplest_mode_within_smooth_se_of_the_best():
         assert kept[1].val_score == pytest.approx(fits[kept[2]].val_score, abs=1e-9)
     with pytest.raises(ConfigError, match="teacher.smooth_se"):
         rc("teacher.smooth_se=-1")
+
+
+def test_teacher_keys_added_later_keep_old_run_folders_resumable():
+    """teacher.smooth_se and teacher.shared_weights joined later: at their defaults a run
+    folder written before them has the same digest; another value changes it."""
+    from framekd.config import resolve
+    from framekd.results import run_digest
+
+    now = resolve(TINY)
+    before = {**now, "teacher": {k: v for k, v in now["teacher"].items()
+                                 if k not in ("smooth_se", "shared_weights")}}
+    assert run_digest(before) == run_digest(now)
+    for key, value in (("smooth_se", 1.0), ("shared_weights", False)):
+        assert run_digest({**now, "teacher": {**now["teacher"], key: value}}) != \
+            run_digest(now)

@@ -482,6 +482,8 @@ LATER_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("setting",), "transductive"),
     (("metric",), "accuracy"),
     (("student", "feature_dropout"), 0.5),
+    (("teacher", "smooth_se"), 0.0),
+    (("teacher", "shared_weights"), True),
 )
 
 
