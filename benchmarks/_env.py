@@ -48,6 +48,14 @@ def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
+def finished(path: Path, key: Callable[[dict], tuple]) -> set[tuple]:
+    """``key(row)`` of every row a resumable result CSV holds (none when it is new)."""
+    if not path.is_file():
+        return set()
+    with path.open() as f:
+        return {key(r) for r in csv.DictReader(f)}
+
+
 @contextlib.contextmanager
 def appended_csv(path: Path, fields: list[str]) -> Iterator[Callable[[dict], None]]:
     """``write(row)`` appending rows to the CSV at ``path`` (header first when it is new),

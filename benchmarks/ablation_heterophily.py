@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.transforms import NormalizeFeatures
 
-from _env import appended_csv
+from _env import appended_csv, finished
 from framekd.config import DEFAULTS, RunConfig, resolve
 from framekd.data import load_dataset
 from framekd.distill import train_teacher
@@ -134,16 +134,9 @@ def _model(variant: str, rc: RunConfig, d: int, c: int) -> nn.Module:
     return teacher_from_config(teacher, rc, d, c)
 
 
-def _done(path: Path) -> set[tuple[str, str, int]]:
-    if not path.is_file():
-        return set()
-    with path.open() as f:
-        return {(r["dataset"], r["variant"], int(r["seed"])) for r in csv.DictReader(f)}
-
-
 def run(args: argparse.Namespace) -> None:
     path = Path(args.csv)
-    done = _done(path)
+    done = finished(path, lambda r: (r["dataset"], r["variant"], int(r["seed"])))
     with appended_csv(path, FIELDS) as write:
         for name in args.datasets.split(";"):
             protocol = DATASETS.get(name, "fgkd")

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from _env import appended_csv
+from _env import appended_csv, finished
 from ablation_heterophily import DATASETS, package_defaults
 from framekd.config import RunConfig, resolve
 from framekd.data import load_dataset
@@ -85,17 +85,10 @@ def _sets(variant: str) -> list[str]:
     return [f"teacher.smooth={mode}", *(["teacher.shared_weights=false"] if own else [])]
 
 
-def _done(path: Path) -> set[tuple[str, int, int, str]]:
-    if not path.is_file():
-        return set()
-    with path.open() as f:
-        return {(r["dataset"], int(r["split"]), int(r["draw"]), r["mode"])
-                for r in csv.DictReader(f)}
-
-
 def run(args: argparse.Namespace) -> None:
     path = Path(args.csv)
-    done = _done(path)
+    done = finished(path, lambda r: (r["dataset"], int(r["split"]), int(r["draw"]),
+                                     r["mode"]))
     with appended_csv(path, FIELDS) as write:
         for name in args.datasets.split(";"):
             protocol = DATASETS.get(name, "fgkd")

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from _env import appended_csv
+from _env import appended_csv, finished
 from ablation_heterophily import DATASETS, package_defaults
 from ablation_heterophily import _model as ablation_model
 from framekd.config import RunConfig, resolve
@@ -92,17 +92,10 @@ def _model(variant: str, rc: RunConfig, d: int, c: int) -> nn.Module:
     return model
 
 
-def _done(path: Path) -> set[tuple[str, str, int, int]]:
-    if not path.is_file():
-        return set()
-    with path.open() as f:
-        return {(r["dataset"], r["variant"], int(r["seed"]), int(r["draw"]))
-                for r in csv.DictReader(f)}
-
-
 def run(args: argparse.Namespace) -> None:
     path = Path(args.csv[0])
-    done = _done(path)
+    done = finished(path, lambda r: (r["dataset"], r["variant"], int(r["seed"]),
+                                     int(r["draw"])))
     variants = args.variants.split(";") if args.variants else VARIANTS
     with appended_csv(path, FIELDS) as write:
         for name in args.datasets.split(";"):
