@@ -162,7 +162,7 @@ def table(path: Path) -> str:
              "|---|---:|---:|---|---|---:|---:|---|"]
     gaps = []
     for name, runs in _runs(path).items():
-        runs = {key: m for key, m in runs.items() if len(m) == len(AUTO_SMOOTH)}
+        runs = {key: m for key, m in runs.items() if all(v in m for v in AUTO_SMOOTH)}
         base = None
         errs = [e for m in runs.values() for e in gap_errors(m)]
         err = f"{statistics.median(errs):.2f} ({min(errs):.2f}–{max(errs):.2f})" if errs else "–"
