@@ -27,6 +27,8 @@ in the order of :data:`WIDE`) is at least the three's minus 0.10 points on every
 §8.24's nine datasets and above it on the unweighted mean; a dataset whose runs are not
 complete by 08:05 UTC on 2026-12-05 counts as a failure.
 
+Neither passed (BENCHMARKS §8.24, §8.25): the package default is unchanged.
+
 Resumable: one CSV row per (dataset, split, draw, mode), appended when finished.
 
 Usage (data from $FRAMEKD_DATA)::
