@@ -96,3 +96,21 @@ def test_shared_weights_setting_reaches_the_teacher_and_is_checked():
     assert teacher_from_config("spectral", rc("true"), 4, 2).convs[0].delta is None
     with pytest.raises(ConfigError, match="teacher.shared_weights must be true or false"):
         rc("3")
+
+
+@pytest.mark.parametrize("smooth", ["none", "all", "learn"])
+def test_per_channel_weights_read_the_same_from_precomputed_products(smooth):
+    ei, n = random_graph(5)
+    x = torch.randn(n, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    torch.manual_seed(1)
+    model = SpectralFramelet(4, 6, 3, num_layers=2, smooth=smooth, levels=2, filters="linear",
+                             shared_weights=False).double().eval()
+    with torch.no_grad():
+        for conv in model.convs:
+            conv.delta.normal_(generator=torch.Generator().manual_seed(7))
+    outs = []
+    for precompute in (True, False):
+        model.precompute = precompute
+        model.reset_cache()
+        outs.append(model(x, ei))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-10)
