@@ -18,7 +18,9 @@ stopping never ends a measurement), timed by the trainer itself
 Items: ``operator`` (the framelet operator of the graph, λ_max included, once per graph),
 ``knowledge`` (the students' knowledge, once per graph, no disk cache), the teachers
 ``spatial``, ``spectral-none``, ``spectral-low``, ``spectral-all`` (``teacher.smooth: auto``
-trains all three per seed) and ``gcn``, and the student ``fmlp-s``. A model is trained twice
+trains all three per seed) and ``gcn``, the student ``fmlp-s``, and ``spectral-MODE-own``,
+the spectral teachers with per-channel projections (``teacher.shared_weights: false``,
+BENCHMARKS §8.25). A model is trained twice
 in its worker: a 1-epoch warm-up model first (its time, minus one steady epoch, is the
 model's one-off ``setup``: what is built once per graph and shared by later models and
 seeds), then a fresh model for ``--epochs`` epochs (``per_epoch`` = its time / epochs).
@@ -38,8 +40,9 @@ import sys
 import time
 from pathlib import Path
 
-ITEMS = ("operator", "knowledge", "spatial", "spectral-none", "spectral-low", "spectral-all",
-         "gcn", "fmlp-s")
+AUTO_ITEMS = ("spectral-none", "spectral-low", "spectral-all")
+ITEMS = ("operator", "knowledge", "spatial", *AUTO_ITEMS, "gcn", "fmlp-s",
+         *(f"{i}-own" for i in AUTO_ITEMS))
 DEFAULT_EPOCHS = 500  # teacher.epochs and student.epochs of the defaults
 
 
@@ -51,11 +54,12 @@ def _graph(args):
                 seed=0)
 
 
-def _config(epochs: int):
+def _config(epochs: int, own: bool = False):
     from framekd.config import RunConfig, resolve
 
     sets = [f"teacher.epochs={epochs}", f"teacher.patience={epochs + 1}",
-            f"student.epochs={epochs}", f"student.patience={epochs + 1}"]
+            f"student.epochs={epochs}", f"student.patience={epochs + 1}",
+            *(["teacher.shared_weights=false"] if own else [])]
     return RunConfig.from_dict(resolve("csbm:bench", overrides=sets))
 
 
@@ -106,6 +110,8 @@ def worker(args) -> dict:
             times.append((res.seconds, time.process_time() - cpu, res.epochs))
     else:
         name, _, smooth = item.partition("-")
+        smooth, _, own = smooth.partition("-")
+        rc = _config(args.epochs, own=bool(own))
         for epochs in (1, args.epochs):
             torch.manual_seed(0)
             model = teacher_from_config(name, rc, d, c, operator=operator,
@@ -201,7 +207,7 @@ def _markdown(rows: list[dict], names: list[str], args, env: str, loads: list[st
                 lines.append(f"| {item} | CPU ratio within each round | "
                              + " | " * (len(names) - 1)
                              + f" | {', '.join(f'{v:.1f}×' for v in ratios)} |")
-        if item.startswith("spectral"):
+        if item in AUTO_ITEMS:
             for n, r in zip(names, recs, strict=True):
                 per_seed[n] += r["cpu_per_epoch"] * DEFAULT_EPOCHS
     if all(("spectral-" + m, n) in best for m in ("none", "low", "all") for n in names):
