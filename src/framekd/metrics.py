@@ -168,6 +168,8 @@ def prior_weighted_accuracy(logits: Tensor, y: Tensor, index: Tensor | None,
 def _stratified_resamples(y: Tensor, samples: int, seed: int) -> Tensor:
     """``[samples, n]`` bootstrap resamples of positions ``0..n-1``, drawn with replacement
     within each class of ``y`` so that every resample keeps the class counts."""
+    # scipy.stats.bootstrap pairs but cannot stratify, and a resample that loses a class
+    # leaves ROC-AUC undefined and balanced accuracy on other classes.
     gen = torch.Generator().manual_seed(seed)
     y = y.cpu()
     out = torch.empty(samples, y.numel(), dtype=torch.long)
