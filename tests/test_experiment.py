@@ -312,7 +312,9 @@ def test_auto_smooth_keeps_the_simplest_mode_within_smooth_se_of_the_best():
     from framekd.models.spectral import AUTO_SMOOTH
     from framekd.splits import make_split
 
-    data = load_dataset("csbm:n=200,c=3,d=6,h=0.5,signal=1.0,f=8,seed=1")
+    # homophilic: `all` beats `none` by 6 of 30 validation nodes, a margin no CPU's
+    # rounding moves
+    data = load_dataset("csbm:n=150,c=3,d=6,h=0.8,signal=1.0,f=8,seed=0")
     split = make_split(data, "fgkd", 0)
 
     def rc(*sets):
