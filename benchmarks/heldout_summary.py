@@ -3,8 +3,9 @@
 Each CSV holds one study's chosen settings and its baseline, split by split (validation
 score). This prints one row per CSV: the splits the study never saw (``--seen``: the
 study's ``--folds``), the mean difference in points, its spread, the ahead / level / behind
-counts, the one-sided p-value of a paired t-test of a gain and the strict bar
-(``heldout_folds.compare``). It reads no label and trains nothing (BENCHMARKS.md §8.20).
+counts, the one-sided p-value of a paired t-test of a gain, the strict bar (student
+settings) and the teacher bar, ahead on the mean (``heldout_folds.compare``). It reads no
+label and trains nothing (BENCHMARKS.md §8.20, §8.27).
 
 Usage::
 
@@ -40,10 +41,11 @@ def row(path: Path, seen: int) -> str:
     default, chosen, label = read(path, seen)
     c = compare(default, chosen, 0)
     if c is None:
-        return f"| {path} | {label} | – | nothing held out | | | | |"
+        return f"| {path} | {label} | – | nothing held out | | | | | |"
     return (f"| {path} | {label} | {len(c['diff'])} | {c['mean']:+.2f} | {c['sd']:.2f} | "
             f"{c['ahead']} / {c['level']} / {c['behind']} | {p_text(c['p'])} | "
-            f"{'passes' if c['passes'] else 'fails'} |")
+            f"{'passes' if c['passes'] else 'fails'} | "
+            f"{'passes' if c['passes_mean'] else 'fails'} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seen", type=int, default=5, help="the studies' --folds (default 5)")
     args = ap.parse_args(argv)
     print("| held-out CSV | chosen | splits | mean (points) | sd | ahead / level / behind "
-          "| paired t, one-sided p | strict bar |")
-    print("|---|---|---:|---:|---:|---|---:|---|")
+          "| paired t, one-sided p | strict bar | teacher bar |")
+    print("|---|---|---:|---:|---:|---|---:|---|---|")
     for path in args.csv:
         print(row(path, args.seen))
     return 0
