@@ -214,9 +214,13 @@ def paired_standard_error(logits_a: Tensor, logits_b: Tensor, y: Tensor,
     if y.numel() == 0:
         return float("nan")
     resamples = _stratified_resamples(y, samples, seed)
-    gap = (_resampled_scores(metric, logits_a, y, resamples)
-           - _resampled_scores(metric, logits_b, y, resamples))
-    return float(gap.std())
+    return _gap_sd(_resampled_scores(metric, logits_a, y, resamples),
+                   _resampled_scores(metric, logits_b, y, resamples))
+
+
+def _gap_sd(scores_a: Tensor, scores_b: Tensor) -> float:
+    """The standard deviation of the paired difference of two predictions' resampled scores."""
+    return float((scores_a - scores_b).std())
 
 
 def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = None, *,
@@ -263,13 +267,15 @@ def simplest_within(logits: Sequence[Tensor], y: Tensor, index: Tensor | None = 
     scores = [score(metric, lg, y) for lg in logits]
     finite = [s if math.isfinite(s) else -math.inf for s in scores]
     best = max(range(len(finite)), key=lambda j: (finite[j], -j))
-    if se == 0:
+    if se == 0 or y.numel() == 0:
         return best
+    # paired_standard_error's resamples, drawn once: the same for every candidate
+    resamples = _stratified_resamples(y, samples, seed)
+    top = _resampled_scores(metric, logits[best], y, resamples)
     for j in range(best):
         if not math.isfinite(finite[j]):
             continue
-        err = paired_standard_error(logits[best], logits[j], y, metric=metric,
-                                    samples=samples, seed=seed)
+        err = _gap_sd(top, _resampled_scores(metric, logits[j], y, resamples))
         if finite[j] >= finite[best] - se * err:
             return j
     return best
