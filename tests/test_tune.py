@@ -573,3 +573,32 @@ def test_inductive_draws_build_each_folds_observed_graph_once(monkeypatch):
     value = objective(SPEC, draws=3, **kw)(trial)
     assert len(calls) == 2
     assert math.isfinite(value) and len(trial.user_attrs["fold_values"]) == 2
+
+
+def test_a_trial_over_its_time_limit_is_pruned_at_a_fold_boundary(tmp_path, capsys):
+    """``trial_timeout``: a trial that has run longer than the limit stops after its current
+    fold (never after its last, whose score is complete) and is recorded as pruned."""
+    from framekd.errors import ConfigError
+
+    kw = {"teacher": "gcn", "folds": 3, "epochs": 5, "search": "teacher.lr"}
+    slow = optuna.create_study(direction="maximize")
+    slow.optimize(objective(SPEC, trial_timeout=1e-9, **kw), n_trials=2)
+    assert [t.state for t in slow.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all(list(t.intermediate_values) == [0] for t in slow.trials)
+    assert all(t.user_attrs["pruned_reason"] == "time" for t in slow.trials)
+    one = optuna.create_study(direction="maximize")  # one fold: nothing left to cut
+    one.optimize(objective(SPEC, trial_timeout=1e-9, **{**kw, "folds": 1}), n_trials=1)
+    assert one.trials[0].state == optuna.trial.TrialState.COMPLETE
+    roomy = optuna.create_study(direction="maximize")
+    roomy.optimize(objective(SPEC, trial_timeout=3600, **kw), n_trials=1)
+    assert roomy.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert len(roomy.trials[0].intermediate_values) == 3
+
+    argv = ["tune", "--dataset", SPEC, "--trials", "1", "--study", str(tmp_path),
+            "--folds", "2", "--epochs", "5"]
+    assert main([*argv, "--trial-timeout", "1e-9"]) == 1  # its one trial pruned: no preset
+    assert "over the trial time limit" in capsys.readouterr().out
+    assert main([*argv, "--trial-timeout", "0"]) == 2
+    assert "--trial-timeout must be a positive" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="trial_timeout must be a positive"):
+        objective(SPEC, trial_timeout=-1, **kw)

@@ -63,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "earlier trials)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="start no new trial after S seconds (the one running finishes)")
+    p.add_argument("--trial-timeout", type=float, metavar="S",
+                   help="prune a trial at the end of a fold (not its last) once it has run S "
+                   "seconds, so that a slow draw cannot spend the study's time; it favours "
+                   "settings that train fast (default: no limit)")
     p.add_argument("--study", metavar="DIR_OR_URL",
                    help="study folder (SQLite DIR/study.db) or Optuna storage URL (default: "
                    "runs/tune/<study name>)")
@@ -118,9 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The command, rebuilt from the parsed options (for the preset's provenance)."""
     parts = ["framekd", "tune", "--dataset", str(args.dataset)]
-    for opt in ("teacher", "students", "trials", "timeout", "study", "study_name", "protocol",
-                "folds", "draws", "seed", "epochs", "rewire", "device", "config", "metric",
-                "setting", "search", "prior", "out"):
+    for opt in ("teacher", "students", "trials", "timeout", "trial_timeout", "study",
+                "study_name", "protocol", "folds", "draws", "seed", "epochs", "rewire",
+                "device", "config", "metric", "setting", "search", "prior", "out"):
         value = getattr(args, opt)
         if value is not None and not (opt == "draws" and value == 1):
             parts += [f"--{opt.replace('_', '-')}", str(value)]
@@ -158,6 +162,9 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"--draws must be >= 1, got {args.draws}")
     if args.timeout is not None and not args.timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.trial_timeout is not None and not args.trial_timeout > 0:
+        raise ConfigError("--trial-timeout must be a positive number of seconds, got "
+                          f"{args.trial_timeout}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.epochs is not None and args.epochs < 1:
@@ -174,7 +181,7 @@ def handle(args: argparse.Namespace) -> int:
                                   *args.set])
     name = args.study_name or default_study_name(setup)
     study_arg = args.study or str(Path("runs") / "tune" / safe_filename(name))
-    objective = Objective(setup)
+    objective = Objective(setup, trial_timeout=args.trial_timeout)
     study = open_study(setup, study_arg, study_name=name, seed=args.seed)
     defaults = enqueue_defaults(study, setup)
     where = storage_url(study_arg)

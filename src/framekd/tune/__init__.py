@@ -58,6 +58,7 @@ def tune(
     students: str | Iterable[str] = (),
     trials: int = 20,
     timeout: float | None = None,
+    trial_timeout: float | None = None,
     study: str | Path | None = None,
     study_name: str | None = None,
     seed: int = 0,
@@ -75,6 +76,8 @@ def tune(
             objective and teacher and student settings are tuned jointly.
         trials: number of new trials this call runs (a resumed study keeps its old ones).
         timeout: seconds after which no new trial starts.
+        trial_timeout: prune a trial at the end of a fold (not its last) once it has run
+            this many seconds (:mod:`framekd.tune.trials`).
         study: a folder (SQLite ``study.db`` in it), an Optuna storage URL, or ``None``
             (in memory).
         study_name: default ``framekd-<dataset>-<teacher>[-<students>]``.
@@ -94,7 +97,7 @@ def tune(
         (``KeyboardInterrupt``) propagates; the trials finished before it are kept.
     """
     setup = make_setup(dataset, teacher=teacher, students=students, **settings)
-    obj = Objective(setup, data=data)
+    obj = Objective(setup, data=data, trial_timeout=trial_timeout)
     st = open_study(setup, study, study_name=study_name, seed=seed, prune_startup=prune_startup)
     enqueue_defaults(st, setup)
     run(st, obj, trials=trials, timeout=timeout, callbacks=callbacks)

@@ -270,6 +270,8 @@ def trial_line(trial: FrozenTrial, best: FrozenTrial | None = None) -> str:
         if steps:
             last = max(steps)
             where = f" after fold {last} (running mean {steps[last]:.4f})"
+        if trial.user_attrs.get("pruned_reason") == "time":
+            where += ", over the trial time limit"
         return f"{head}: pruned{where}{secs}"
     if trial.state == TrialState.FAIL:
         # framekd's objective names the reason of every failure it sees; a failed trial

@@ -43,6 +43,13 @@ as unseen nodes are, by a student that never fitted them, and the objective rewa
 settings that generalise to new nodes instead of settings that memorise (BENCHMARKS.md
 §9.7). The teacher is unaffected: it never trains on validation labels.
 
+``trial_timeout`` S (``framekd tune --trial-timeout S``) prunes a trial at the end of any
+fold but its last once it has run S seconds: a search space's random start-up draws include
+settings that take many times the default's time (a wide, deep network on many framelet
+channels), and one of them can spend a study's whole budget. It is a process setting, not
+part of the study's identity, and it favours settings that train fast; such trials are
+recorded as pruned, with the user attribute ``pruned_reason`` ``"time"``.
+
 A trial whose settings fail (a :class:`~framekd.errors.FramekdError` such as a rejected
 combination, a non-finite training loss, an out-of-memory error ...) returns ``nan``, which
 Optuna records as a FAILED trial; the reason is the trial's user attribute
@@ -55,6 +62,7 @@ import copy
 import json
 import math
 import statistics
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,10 +326,17 @@ class Objective:
     and trains the rest; fold ``i`` keeps its split and seeds either way.
     """
 
-    def __init__(self, setup: TuneSetup, data: Any = None) -> None:
+    def __init__(self, setup: TuneSetup, data: Any = None, *,
+                 trial_timeout: float | None = None) -> None:
         from framekd.data import load_dataset
 
+        if trial_timeout is not None and not (
+                isinstance(trial_timeout, (int, float)) and not isinstance(trial_timeout, bool)
+                and trial_timeout > 0):
+            raise ConfigError("trial_timeout must be a positive number of seconds, got "
+                              f"{trial_timeout!r}")
         self.setup = setup
+        self.trial_timeout = trial_timeout
         if data is None:
             data = load_dataset(setup.dataset)
         if data.x is None or data.y is None:
@@ -391,6 +406,7 @@ class Objective:
         memo: dict[str, Any] = {}  # what the trial's folds share: graph, knowledge
         values: list[float] = []
         teacher_vals: list[float] = []
+        start = time.monotonic()
         for fold in self.fold_ids:
             value, teacher_val = self._fold(rc, fold, self.splits[fold], memo)
             values.append(value)
@@ -402,6 +418,10 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(
                     f"pruned after fold {fold} (running mean {statistics.fmean(values):.4f})")
+            if (self.trial_timeout is not None and fold != self.fold_ids[-1]
+                    and time.monotonic() - start > self.trial_timeout):
+                trial.set_user_attr("pruned_reason", "time")
+                raise optuna.TrialPruned(f"over the trial time limit after fold {fold}")
         return statistics.fmean(values)
 
     def _graph(self, rc: RunConfig, data: Any) -> tuple[Any, Any, Any]:
@@ -542,12 +562,14 @@ def _hide_test_labels(data: Any, split: Any) -> Any:
     return out
 
 
-def objective(dataset: str, *, data: Any = None, **settings: Any) -> Objective:
-    """The Optuna objective of tuning on ``dataset``; ``settings`` as for :func:`make_setup`.
+def objective(dataset: str, *, data: Any = None, trial_timeout: float | None = None,
+              **settings: Any) -> Objective:
+    """The Optuna objective of tuning on ``dataset``; ``settings`` as for :func:`make_setup`
+    (``trial_timeout``: see the module docstring).
 
     Use it with any Optuna study (``direction="maximize"``)::
 
         study = optuna.create_study(direction="maximize")
         study.optimize(objective("cora", teacher="gcn", folds=3), n_trials=20)
     """
-    return Objective(make_setup(dataset, **settings), data=data)
+    return Objective(make_setup(dataset, **settings), data=data, trial_timeout=trial_timeout)
