@@ -233,6 +233,25 @@ def _teacher_soft_labels(data, split):
     return train_teacher(teacher, data, split, epochs=100, patience=20, seed=0)
 
 
+def test_training_past_its_deadline_raises_time_limit_error():
+    import time
+
+    from framekd.errors import TimeLimitError
+
+    data = sbm_graph()
+    split = random_split(data.y)
+    past, later = time.monotonic() - 1.0, time.monotonic() + 3600.0
+    with pytest.raises(TimeLimitError, match="teacher training passed its time limit"):
+        train_teacher(build_teacher("gcn", 8, 3, hidden_channels=16), data, split, epochs=5,
+                      deadline=past)
+    soft = train_teacher(build_teacher("gcn", 8, 3, hidden_channels=16), data, split,
+                         epochs=5, deadline=later).log_probs
+    with pytest.raises(TimeLimitError, match="student training passed its time limit"):
+        distill_student(MLP(8, 16, 3), data, None, soft, split, epochs=5, deadline=past)
+    assert distill_student(MLP(8, 16, 3), data, None, soft, split, epochs=5,
+                           deadline=later).epochs == 5
+
+
 def test_distilled_mlp_follows_the_teacher():
     data = sbm_graph(noise=1.5, seed=2)
     split = random_split(data.y, seed=2)

@@ -15,6 +15,7 @@ from framekd.errors import (
     GraphError,
     MemoryBudgetError,
     SplitError,
+    TimeLimitError,
     TrainingError,
 )
 from framekd.graph import canonicalize
@@ -33,6 +34,7 @@ __all__ = [
     "MemoryBudgetError",
     "Predictor",
     "SplitError",
+    "TimeLimitError",
     "TrainingError",
     "canonicalize",
     "__version__",

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from framekd.errors import ConfigError, GraphError, SplitError, TrainingError
+from framekd.errors import ConfigError, GraphError, SplitError, TimeLimitError, TrainingError
 from framekd.metrics import check_metric, score
 from framekd.models.students import StudentOutput
 
@@ -321,6 +321,11 @@ def predict_teacher(model: nn.Module, data: Any) -> Tensor:
         model.train(was_training)
 
 
+def _check_deadline(deadline: float | None, role: str, epoch: int) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeLimitError(f"{role} training passed its time limit before epoch {epoch}")
+
+
 def train_teacher(
     model: nn.Module,
     data: Any,
@@ -333,6 +338,7 @@ def train_teacher(
     seed: int | None = None,
     progress: bool = False,
     metric: str = "accuracy",
+    deadline: float | None = None,
 ) -> TrainResult:
     """Train a teacher full-batch on the labelled training nodes of ``split``.
 
@@ -341,7 +347,8 @@ def train_teacher(
     stopping on the validation score of ``metric`` (:data:`framekd.metrics.METRICS`); the
     best weights are restored after the loop and the result carries the log-probabilities
     on all nodes. The model's initial weights are the caller's (seed before building it);
-    ``seed`` makes dropout reproducible.
+    ``seed`` makes dropout reproducible. ``deadline``, a :func:`time.monotonic` time: an
+    epoch that would start after it raises :class:`~framekd.errors.TimeLimitError`.
     """
     _check_schedule(epochs, patience)
     check_metric(metric)
@@ -355,6 +362,7 @@ def train_teacher(
     with _Seeded(seed, data.x.device):
         bar = _progress(epochs, progress, "teacher")
         for epoch in bar:
+            _check_deadline(deadline, "teacher", epoch)
             model.train()
             optimizer.zero_grad()
             loss = F.cross_entropy(model(data.x, data.edge_index)[train], y[train])
@@ -462,6 +470,7 @@ def distill_student(
     seed: int | None = None,
     progress: bool = False,
     metric: str = "accuracy",
+    deadline: float | None = None,
 ) -> TrainResult:
     r"""Distil a teacher's soft labels (and, with ``lam > 0``, the hard labels) into a student.
 
@@ -476,6 +485,7 @@ def distill_student(
     (one optimiser step each); otherwise each epoch is one full-batch step. Validation runs
     on all nodes after every epoch (batched with the same ``batch_size``); early stopping
     follows the validation score of ``metric`` (:data:`framekd.metrics.METRICS`).
+    ``deadline`` as for :func:`train_teacher`.
     """
     _check_schedule(epochs, patience)
     check_metric(metric)
@@ -516,6 +526,7 @@ def distill_student(
     with _Seeded(seed, x.device) as gen:
         bar = _progress(epochs, progress, type(student).__name__)
         for epoch in bar:
+            _check_deadline(deadline, "student", epoch)
             student.train()
             if batch_size is None:
                 batches = [nodes]

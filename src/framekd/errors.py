@@ -47,5 +47,10 @@ class TrainingError(FramekdError):
     message names the epoch and the setting to change (e.g. the learning rate)."""
 
 
+class TimeLimitError(FramekdError):
+    """Training passed the time limit its caller set (``deadline``), such as ``framekd tune
+    --trial-timeout``'s; the model is left part-trained."""
+
+
 class FramekdWarning(UserWarning):
     """Something the user should know about but that does not stop the run."""

@@ -188,7 +188,8 @@ def compute_knowledge(
 
 def fit_teacher(
     name: str, data: Data, split: Any, rc: RunConfig, seed: int,
-    operator: FrameletOperator | None, progress: bool = False,
+    operator: FrameletOperator | None, progress: bool = False, *,
+    deadline: float | None = None,
 ) -> tuple[torch.nn.Module, Any, str | None, float]:
     """Train teacher ``name`` on ``split``: ``(model, result, smooth, seconds)``.
 
@@ -197,6 +198,7 @@ def fit_teacher(
     by validation: the least-smoothed mode within ``teacher.smooth_se`` paired standard
     errors of the best score (:func:`~framekd.metrics.simplest_within`; 0 keeps the best).
     ``smooth`` is the kept mode, else ``None``; ``seconds`` counts every mode.
+    ``deadline``: see :func:`~framekd.distill.train_teacher`.
     """
     from framekd.distill import train_teacher
     from framekd.metrics import simplest_within
@@ -213,6 +215,7 @@ def fit_teacher(
         res = train_teacher(
             model, data, split, lr=t.lr, weight_decay=t.weight_decay, epochs=t.epochs,
             patience=t.patience, seed=seed, progress=progress, metric=rc.metric,
+            deadline=deadline,
         )
         fits.append((model, res, smooth))
     kept = simplest_within([res.log_probs for _, res, _ in fits], data.y, split.val,

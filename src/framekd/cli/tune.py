@@ -64,9 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, metavar="S",
                    help="start no new trial after S seconds (the one running finishes)")
     p.add_argument("--trial-timeout", type=float, metavar="S",
-                   help="prune a trial at the end of a fold (not its last) once it has run S "
-                   "seconds, so that a slow draw cannot spend the study's time; it favours "
-                   "settings that train fast (default: no limit)")
+                   help="stop a trial once it has run S seconds (at its next training "
+                   "epoch) and record it as pruned, so that a slow draw cannot spend the "
+                   "study's time; it favours settings that train fast (default: no limit)")
     p.add_argument("--study", metavar="DIR_OR_URL",
                    help="study folder (SQLite DIR/study.db) or Optuna storage URL (default: "
                    "runs/tune/<study name>)")

@@ -43,12 +43,13 @@ as unseen nodes are, by a student that never fitted them, and the objective rewa
 settings that generalise to new nodes instead of settings that memorise (BENCHMARKS.md
 §9.7). The teacher is unaffected: it never trains on validation labels.
 
-``trial_timeout`` S (``framekd tune --trial-timeout S``) prunes a trial at the end of any
-fold but its last once it has run S seconds: a search space's random start-up draws include
-settings that take many times the default's time (a wide, deep network on many framelet
-channels), and one of them can spend a study's whole budget. It is a process setting, not
-part of the study's identity, and it favours settings that train fast; such trials are
-recorded as pruned, with the user attribute ``pruned_reason`` ``"time"``.
+``trial_timeout`` S (``framekd tune --trial-timeout S``) stops a trial once it has run S
+seconds, at the next training epoch (:class:`~framekd.errors.TimeLimitError`), and records it
+as pruned with the folds it finished, user attribute ``pruned_reason`` ``"time"``: a search
+space's random start-up draws include settings that take hundreds of times the default's
+time per fold (a wide, deep network on many framelet channels), and one of them can spend a
+study's whole budget. It is a process setting, not part of the study's identity, and it
+favours settings that train fast.
 
 A trial whose settings fail (a :class:`~framekd.errors.FramekdError` such as a rejected
 combination, a non-finite training loss, an out-of-memory error ...) returns ``nan``, which
@@ -73,7 +74,7 @@ import torch
 from torch import Tensor
 
 from framekd.config import RunConfig, load_yaml, parse_overrides, resolve
-from framekd.errors import ConfigError, FramekdError
+from framekd.errors import ConfigError, FramekdError, TimeLimitError
 from framekd.models.registry import DISTILLED_MLP, reads_knowledge
 from framekd.splits import make_split
 from framekd.tune.space import (
@@ -337,6 +338,7 @@ class Objective:
                               f"{trial_timeout!r}")
         self.setup = setup
         self.trial_timeout = trial_timeout
+        self._deadline: float | None = None  # of the trial in progress
         if data is None:
             data = load_dataset(setup.dataset)
         if data.x is None or data.y is None:
@@ -406,9 +408,14 @@ class Objective:
         memo: dict[str, Any] = {}  # what the trial's folds share: graph, knowledge
         values: list[float] = []
         teacher_vals: list[float] = []
-        start = time.monotonic()
+        self._deadline = (None if self.trial_timeout is None
+                          else time.monotonic() + self.trial_timeout)
         for fold in self.fold_ids:
-            value, teacher_val = self._fold(rc, fold, self.splits[fold], memo)
+            try:
+                value, teacher_val = self._fold(rc, fold, self.splits[fold], memo)
+            except TimeLimitError as err:
+                trial.set_user_attr("pruned_reason", "time")
+                raise optuna.TrialPruned(f"fold {fold}: {err}") from err
             values.append(value)
             teacher_vals.append(teacher_val)
             trial.set_user_attr("fold_values", values)
@@ -418,10 +425,6 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(
                     f"pruned after fold {fold} (running mean {statistics.fmean(values):.4f})")
-            if (self.trial_timeout is not None and fold != self.fold_ids[-1]
-                    and time.monotonic() - start > self.trial_timeout):
-                trial.set_user_attr("pruned_reason", "time")
-                raise optuna.TrialPruned(f"over the trial time limit after fold {fold}")
         return statistics.fmean(values)
 
     def _graph(self, rc: RunConfig, data: Any) -> tuple[Any, Any, Any]:
@@ -485,7 +488,8 @@ class Objective:
             distill_nodes = _without(self.isplits[fold].observed, split.val)
         data = _hide_test_labels(graph, split)
         # teacher.smooth: auto (when not searched) is decided on validation, as a run does
-        _, res, _, _ = fit_teacher(self.setup.teacher, data, split, rc, seed, operator)
+        _, res, _, _ = fit_teacher(self.setup.teacher, data, split, rc, seed, operator,
+                                   deadline=self._deadline)
         _check_finite(res.history, f"teacher {self.setup.teacher}")
         out = (data, knowledge, res, distill_nodes)
         if self.setup.fixed_teacher:
@@ -526,7 +530,7 @@ class Objective:
                 split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                 epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=seed,
-                metric=rc.metric, distill_nodes=distill_nodes,
+                metric=rc.metric, distill_nodes=distill_nodes, deadline=self._deadline,
             )
             _check_finite(sres.history, f"student {name}")
             scores.append(val_score(sres))
