@@ -76,8 +76,8 @@ def tune(
             objective and teacher and student settings are tuned jointly.
         trials: number of new trials this call runs (a resumed study keeps its old ones).
         timeout: seconds after which no new trial starts.
-        trial_timeout: prune a trial at the end of a fold (not its last) once it has run
-            this many seconds (:mod:`framekd.tune.trials`).
+        trial_timeout: stop a trial once it has run this many seconds, at its next training
+            epoch, and record it as pruned (:mod:`framekd.tune.trials`).
         study: a folder (SQLite ``study.db`` in it), an Optuna storage URL, or ``None``
             (in memory).
         study_name: default ``framekd-<dataset>-<teacher>[-<students>]``.

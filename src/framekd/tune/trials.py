@@ -338,7 +338,6 @@ class Objective:
                               f"{trial_timeout!r}")
         self.setup = setup
         self.trial_timeout = trial_timeout
-        self._deadline: float | None = None  # of the trial in progress
         if data is None:
             data = load_dataset(setup.dataset)
         if data.x is None or data.y is None:
@@ -405,11 +404,12 @@ class Objective:
     def _evaluate(self, trial: optuna.Trial, cfg: dict[str, Any]) -> float:
         setup = self.setup
         rc = RunConfig.from_dict(cfg)
-        memo: dict[str, Any] = {}  # what the trial's folds share: graph, knowledge
+        # What the trial's folds share: graph, knowledge, and the time its training must
+        # end by (per trial, so that concurrent trials keep their own).
+        memo: dict[str, Any] = {"deadline": None if self.trial_timeout is None
+                                else time.monotonic() + self.trial_timeout}
         values: list[float] = []
         teacher_vals: list[float] = []
-        self._deadline = (None if self.trial_timeout is None
-                          else time.monotonic() + self.trial_timeout)
         for fold in self.fold_ids:
             try:
                 value, teacher_val = self._fold(rc, fold, self.splits[fold], memo)
@@ -489,7 +489,7 @@ class Objective:
         data = _hide_test_labels(graph, split)
         # teacher.smooth: auto (when not searched) is decided on validation, as a run does
         _, res, _, _ = fit_teacher(self.setup.teacher, data, split, rc, seed, operator,
-                                   deadline=self._deadline)
+                                   deadline=memo["deadline"])
         _check_finite(res.history, f"teacher {self.setup.teacher}")
         out = (data, knowledge, res, distill_nodes)
         if self.setup.fixed_teacher:
@@ -530,7 +530,7 @@ class Objective:
                 split,
                 lam=s.lam, T=s.temperature, lr=s.lr, weight_decay=s.weight_decay,
                 epochs=s.epochs, patience=s.patience, batch_size=s.batch_size, seed=seed,
-                metric=rc.metric, distill_nodes=distill_nodes, deadline=self._deadline,
+                metric=rc.metric, distill_nodes=distill_nodes, deadline=memo["deadline"],
             )
             _check_finite(sres.history, f"student {name}")
             scores.append(val_score(sres))
