@@ -6,7 +6,7 @@ splits 5..9 are data it never read. This prints, for each source, the mean over 
 over 5..9 and over all of them (%):
 
 * ``--metrics FILE [...]``: a run's ``metrics.json`` (``ind`` accuracy of every model for an
-  inductive run, test accuracy for a transductive one; ``--per-seed`` prints the lists);
+  inductive run, test accuracy for a transductive one);
 * ``--students-csv CSV --run NAME --variant V``: the rows of
   ``benchmarks/inductive_students.py`` (``ind`` where present, else ``tran``);
 * ``--ablation CSV --dataset D --variant V``: teacher rows of
@@ -14,6 +14,8 @@ over 5..9 and over all of them (%):
   split, the ``spectral smooth=…`` row with the best validation accuracy, as
   ``teacher.smooth: auto`` does;
 * ``--study DB``: a study's trial counts and wall time (first trial start to last end).
+
+``--per-seed`` also prints each score list of ``--metrics`` and ``--ablation`` by seed.
 
 Usage::
 
@@ -64,7 +66,7 @@ def from_students_csv(path: Path, run: str, variant: str) -> list[str]:
                                              for s, v in sorted(groups.items())]
 
 
-def from_ablation(path: Path, dataset: str, variant: str) -> list[str]:
+def from_ablation(path: Path, dataset: str, variant: str, per_seed: bool) -> list[str]:
     rows = [r for r in csv.DictReader(path.open()) if r["dataset"] == dataset]
     if variant == "auto":
         rows = [r for r in rows if r["variant"].startswith("spectral smooth=")]
@@ -77,7 +79,10 @@ def from_ablation(path: Path, dataset: str, variant: str) -> list[str]:
             best[seed] = r
     lines = [f"{path} {dataset} [{variant}]:"]
     for col in ("val", "test"):
-        lines.append(f"  {col}: " + halves({s: 100.0 * float(r[col]) for s, r in best.items()}))
+        by_seed = {s: 100.0 * float(r[col]) for s, r in best.items()}
+        lines.append(f"  {col}: " + halves(by_seed))
+        if per_seed:
+            lines.append("    " + " ".join(f"{by_seed[s]:.2f}" for s in sorted(by_seed)))
     return lines
 
 
@@ -125,7 +130,7 @@ def main() -> None:
     if args.ablation:
         if not args.dataset:
             ap.error("--ablation needs --dataset")
-        lines += from_ablation(args.ablation, args.dataset, args.variant)
+        lines += from_ablation(args.ablation, args.dataset, args.variant, args.per_seed)
     for path in args.study:
         lines += from_study(path)
     print("\n".join(lines))
