@@ -44,6 +44,10 @@ def halves(by_seed: dict[int, float]) -> str:
     return f"{mean(sorted(by_seed))} over {len(by_seed)} seeds ({parts})"
 
 
+def listed(by_seed: dict[int, float]) -> str:
+    return "    " + " ".join(f"{by_seed[s]:.2f}" for s in sorted(by_seed))
+
+
 def from_metrics(path: Path, per_seed: bool) -> list[str]:
     m = json.loads(path.read_text())
     key = "ind_accuracy" if m.get("setting") == "inductive" else "accuracy"
@@ -52,7 +56,7 @@ def from_metrics(path: Path, per_seed: bool) -> list[str]:
         by_seed = {s: 100.0 * v for s, v in zip(m["seeds"], row[key], strict=True)}
         lines.append(f"  {name}: {halves(by_seed)}")
         if per_seed:
-            lines.append("    " + " ".join(f"{by_seed[s]:.2f}" for s in sorted(by_seed)))
+            lines.append(listed(by_seed))
     return lines
 
 
@@ -82,7 +86,7 @@ def from_ablation(path: Path, dataset: str, variant: str, per_seed: bool) -> lis
         by_seed = {s: 100.0 * float(r[col]) for s, r in best.items()}
         lines.append(f"  {col}: " + halves(by_seed))
         if per_seed:
-            lines.append("    " + " ".join(f"{by_seed[s]:.2f}" for s in sorted(by_seed)))
+            lines.append(listed(by_seed))
     return lines
 
 
